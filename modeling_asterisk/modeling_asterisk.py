@@ -1,0 +1,435 @@
+"""Asterisk: a tiny bidirectional transformer for sentence embeddings (arXiv 2411.05691).
+
+Read top to bottom: attention, MLP, layer, embeddings, pooling, then the models. The sentence embedding
+is the masked mean of the final hidden states followed by a linear projection (`AsteriskPooler`); the
+same pooler feeds `pooler_output`, `encode`, the classification head, distillation and
+sentence-transformers.
+
+This file is shipped to the Hub beside the weights: relative imports only, no network, no pickles.
+"""
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+
+from .configuration_asterisk import AsteriskConfig
+
+try:  # transformers >= 5: these initialisers leave weights loaded from a checkpoint untouched
+    from transformers import initialization as init
+except ImportError:  # pragma: no cover - older transformers
+    from torch.nn import init
+
+
+class AsteriskAttention(nn.Module):
+    """Bidirectional multi-head self-attention through `scaled_dot_product_attention`."""
+
+    def __init__(self, config: AsteriskConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        batch, length, width = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
+        attended = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=key_mask, dropout_p=self.dropout_p if self.training else 0.0
+        )  # (B, H, T, D)
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
+
+
+class AsteriskMLP(nn.Module):
+    def __init__(self, config: AsteriskConfig):
+        super().__init__()
+        self.fc_in = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc_out = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(self.act(self.fc_in(hidden_states)))
+
+
+class AsteriskLayer(nn.Module):
+    """Pre-norm transformer layer: x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: AsteriskConfig):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attn = AsteriskAttention(config)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = AsteriskMLP(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        hidden_states = hidden_states + self.dropout(self.attn(self.attn_norm(hidden_states), key_mask))
+        return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
+
+
+class AsteriskEmbeddings(nn.Module):
+    """Token embeddings plus learned absolute position embeddings."""
+
+    def __init__(self, config: AsteriskConfig):
+        super().__init__()
+        self.token_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids=None, position_ids=None, inputs_embeds=None) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.token_embeddings(input_ids)
+        return self.dropout(inputs_embeds + self.position_embeddings(position_ids))
+
+
+def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `hidden_states` (B, T, C) over the positions where `attention_mask` (B, T) is 1.
+
+    A row with no tokens (an empty text) gives a zero vector instead of NaN.
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)  # (B, T, 1)
+    summed = (hidden_states * mask).sum(dim=1)  # (B, C)
+    return summed / mask.sum(dim=1).clamp(min=1.0)
+
+
+class AsteriskPooler(nn.Module):
+    """The sentence embedding: masked mean over non-pad tokens, then a linear projection."""
+
+    def __init__(self, config: AsteriskConfig):
+        super().__init__()
+        self.projection = nn.Linear(config.hidden_size, config.projection_dim)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.projection(masked_mean(hidden_states, attention_mask))
+
+
+class AsteriskPreTrainedModel(PreTrainedModel):
+    config_class = AsteriskConfig
+    config: AsteriskConfig
+    base_model_prefix = "asterisk"
+    main_input_name = "input_ids"
+    _no_split_modules = ["AsteriskLayer"]
+    _supports_sdpa = True
+
+    @classmethod
+    def _load_pretrained_model(cls, *args, **kwargs):
+        # A corrupt or truncated safetensors file otherwise fails with safetensors' bare "Error while
+        # deserializing header", which names no file. Same arguments as transformers', passed through.
+        try:
+            return super()._load_pretrained_model(*args, **kwargs)
+        except Exception as error:
+            if type(error).__name__ != "SafetensorError":
+                raise
+            files = kwargs.get("checkpoint_files", args[2] if len(args) > 2 else None)
+            raise OSError(
+                f"Cannot read the weights file {', '.join(map(str, files or []))}: {error}. "
+                "It is corrupt or incomplete; save or download the model again."
+            ) from error
+
+    def _init_weights(self, module):
+        # The paper: normal embeddings, Xavier-uniform attention and MLP weights.
+        if isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+        elif isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+class AsteriskModel(AsteriskPreTrainedModel):
+    """The Asterisk encoder. `pooler_output` is the sentence embedding (not L2-normalised)."""
+
+    def __init__(self, config: AsteriskConfig):
+        super().__init__(config)
+        self.embeddings = AsteriskEmbeddings(config)
+        self.layers = nn.ModuleList([AsteriskLayer(config) for _ in range(config.num_hidden_layers)])
+        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pooler = AsteriskPooler(config)
+        self._encode_tokenizer = None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.token_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.token_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """
+        Args:
+            input_ids: (B, T) token ids, T <= `max_position_embeddings`.
+            attention_mask: (B, T), 1 for tokens and 0 for padding. If omitted, positions holding
+                `pad_token_id` are treated as padding.
+            position_ids: (B, T). If omitted, each sequence counts its own tokens from 0, so left and
+                right padding give the same result.
+            inputs_embeds: (B, T, C) instead of `input_ids`.
+            output_hidden_states: also return the embeddings output and every layer's output.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if input_ids is not None:
+            self._check_input_ids(input_ids)
+            batch, length = input_ids.shape
+            device = input_ids.device
+        else:
+            batch, length = inputs_embeds.shape[:2]
+            device = inputs_embeds.device
+        if length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"Sequence length {length} exceeds max_position_embeddings={self.config.max_position_embeddings}; "
+                "truncate the input (tokenizer(..., truncation=True)) or use model.encode, which truncates."
+            )
+
+        if attention_mask is None:
+            if input_ids is not None and self.config.pad_token_id is not None:
+                attention_mask = (input_ids != self.config.pad_token_id).long()
+            else:
+                attention_mask = torch.ones(batch, length, dtype=torch.long, device=device)
+        if position_ids is None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+        hidden_states = self.embeddings(input_ids, position_ids, inputs_embeds)
+        key_mask = _attention_key_mask(attention_mask)
+        all_hidden_states = [hidden_states] if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, key_mask)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+        hidden_states = self.final_norm(hidden_states)
+        pooled = self.pooler(hidden_states, attention_mask)
+
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            pooler_output=pooled,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def _check_input_ids(self, input_ids: torch.Tensor) -> None:
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}.")
+        if input_ids.numel() == 0 or torch.compiler.is_compiling():
+            return
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= self.config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"input_ids contains token id {bad}, outside the vocabulary [0, {self.config.vocab_size}). "
+                "Was the text tokenised with this model's tokenizer?"
+            )
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        tokenizer=None,
+        batch_size: int = 64,
+        normalize: bool = True,
+        max_length: int | None = None,
+    ) -> torch.Tensor:
+        """Embed texts as sentence vectors, as `pooler_output` (optionally L2-normalised).
+
+        Texts are sorted by length and padded per batch, so batches waste little work on padding.
+        Texts longer than `max_length` tokens (default: `max_position_embeddings`) are truncated to their
+        first `max_length` tokens, with one warning per call.
+
+        Args:
+            texts: a string, or a sequence of strings (an empty string is allowed).
+            tokenizer: the tokenizer to use; by default the one saved beside the model, loaded from local
+                files only (pass one explicitly if the model's folder has none).
+            batch_size: texts per forward pass.
+            normalize: L2-normalise the embeddings.
+            max_length: token limit per text, at most `max_position_embeddings`.
+
+        Returns:
+            A float32 CPU tensor of shape (len(texts), projection_dim), or (projection_dim,) for one string.
+        """
+        single = isinstance(texts, str)
+        texts = [texts] if single else texts
+        if not isinstance(texts, Sequence):
+            raise TypeError(f"texts must be a string or a sequence of strings, got {type(texts).__name__}.")
+        for position, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str.")
+        limit = max_length or self.config.max_position_embeddings
+        if not 0 < limit <= self.config.max_position_embeddings:
+            raise ValueError(f"max_length must be in [1, {self.config.max_position_embeddings}], got {max_length}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        if not texts:
+            return torch.empty(0, self.config.projection_dim)
+
+        tokenizer = tokenizer or self._load_own_tokenizer()
+        # Tokenising to limit + 1 tells which texts were longer than the limit, without a second pass.
+        ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=limit + 1)["input_ids"]
+        truncated = sum(len(row) > limit for row in ids)
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {len(ids)} texts were longer than {limit} tokens and were truncated to their "
+                f"first {limit} tokens.",
+                stacklevel=2,
+            )
+        ids = [row[:limit] for row in ids]
+
+        was_training = self.training
+        self.eval()
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        chunks = []
+        for start in range(0, len(order), batch_size):
+            batch_rows = [ids[i] for i in order[start : start + batch_size]]
+            input_ids, attention_mask = _pad_right(batch_rows, self.config.pad_token_id or 0, self.device)
+            chunks.append(self(input_ids=input_ids, attention_mask=attention_mask).pooler_output.float())
+        self.train(was_training)
+
+        sorted_embeddings = torch.cat(chunks)
+        embeddings = torch.empty_like(sorted_embeddings)
+        embeddings[torch.tensor(order, device=embeddings.device)] = sorted_embeddings
+        if normalize:
+            embeddings = F.normalize(embeddings, dim=-1)
+        embeddings = embeddings.cpu()
+        return embeddings[0] if single else embeddings
+
+    def _load_own_tokenizer(self):
+        if self._encode_tokenizer is None:
+            source = self.name_or_path
+            try:
+                # config=self.config: the tokenizer needs no config lookup (and no remote-code prompt).
+                self._encode_tokenizer = AutoTokenizer.from_pretrained(
+                    source, config=self.config, local_files_only=True
+                )
+            except (OSError, ValueError) as error:
+                raise ValueError(
+                    f"No tokenizer files found locally for {source!r}; pass one: "
+                    f"model.encode(texts, tokenizer=AutoTokenizer.from_pretrained(...))."
+                ) from error
+        return self._encode_tokenizer
+
+
+class AsteriskClassificationHead(nn.Module):
+    """The paper's "+ FC": a small fully connected network on the sentence embedding."""
+
+    def __init__(self, config: AsteriskConfig):
+        super().__init__()
+        layers = []
+        width = config.projection_dim
+        for hidden in config.classifier_hidden_sizes:
+            layers += [
+                nn.Dropout(config.classifier_dropout),
+                nn.Linear(width, hidden),
+                ACT2FN[config.classifier_activation],
+            ]
+            width = hidden
+        layers += [nn.Dropout(config.classifier_dropout), nn.Linear(width, config.num_labels)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, sentence_embedding: torch.Tensor) -> torch.Tensor:
+        return self.net(sentence_embedding)
+
+
+class AsteriskForSequenceClassification(AsteriskPreTrainedModel):
+    """Asterisk with a fully connected head on its sentence embedding.
+
+    The loss follows transformers: `problem_type` "regression" -> MSE, "single_label_classification" ->
+    cross-entropy, "multi_label_classification" -> BCE-with-logits; inferred from `num_labels` and the
+    labels' dtype when unset. With `config.freeze_encoder`, only the head is trained.
+    """
+
+    def __init__(self, config: AsteriskConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.asterisk = AsteriskModel(config)
+        self.classifier = AsteriskClassificationHead(config)
+        self.post_init()
+        if config.freeze_encoder:
+            self.asterisk.requires_grad_(False)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
+            encoded = self.asterisk(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+                output_hidden_states=output_hidden_states,
+            )
+        logits = self.classifier(encoded.pooler_output)
+        loss = self._loss(logits, labels) if labels is not None else None
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+        return output if return_dict is not False else output.to_tuple()
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        labels = labels.to(logits.device)
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            if self.num_labels == 1:
+                return F.mse_loss(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype))
+            return F.mse_loss(logits, labels.to(logits.dtype))
+        if self.config.problem_type == "single_label_classification":
+            return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def _attention_key_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """(B, T) 0/1 mask -> (B, 1, 1, T) boolean keys mask for SDPA, or None when nothing is padded.
+
+    A row with no tokens at all may attend everywhere: its output is discarded by the pooling, and
+    an all-False row would make SDPA return NaN.
+    """
+    keys = attention_mask.bool()
+    if torch.compiler.is_compiling() or not bool(keys.all()):
+        keys = keys | ~keys.any(dim=-1, keepdim=True)
+        return keys[:, None, None, :]
+    return None
+
+
+def _pad_right(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists to the longest one (at least 1, so empty texts still form a batch)."""
+    length = max(1, max(len(row) for row in rows))
+    input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, : len(row)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+__all__ = [
+    "AsteriskModel",
+    "AsteriskForSequenceClassification",
+    "AsteriskPreTrainedModel",
+    "AsteriskPooler",
+    "masked_mean",
+]

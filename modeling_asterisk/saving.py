@@ -1,0 +1,85 @@
+"""Write a complete, self-contained Asterisk model folder, atomically.
+
+A folder holds the weights (`model.safetensors`), `config.json` with `auto_map`, the two code files for
+`trust_remote_code`, the tokenizer, and the sentence-transformers files that make
+`SentenceTransformer(folder, trust_remote_code=True).encode` return the model's `pooler_output`.
+Everything is written to a temporary sibling folder that is renamed into place at the end, so an
+interrupted save never leaves a folder that looks complete. Not shipped to the Hub.
+"""
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# sentence-transformers >= 6: one Transformer module that reads the model's own pooler_output, so the
+# embedding is computed by AsteriskPooler alone (no second copy of the pooling or projection).
+SENTENCE_TRANSFORMERS_FILES = {
+    "modules.json": [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"}
+    ],
+    "sentence_bert_config.json": {
+        "transformer_task": "feature-extraction",
+        "modality_config": {"text": {"method": "forward", "method_output_name": "pooler_output"}},
+        "module_output_name": "sentence_embedding",
+    },
+    "config_sentence_transformers.json": {
+        "model_type": "SentenceTransformer",
+        "prompts": {"query": "", "document": ""},
+        "default_prompt_name": None,
+        "similarity_fn_name": "cosine",
+    },
+}
+REQUIRED_FILES = ("config.json", "model.safetensors", "configuration_asterisk.py", "modeling_asterisk.py", "tokenizer.json")
+
+
+def write_sentence_transformers_files(folder: str | os.PathLike) -> None:
+    """Write the sentence-transformers module description into an existing model folder."""
+    for name, content in SENTENCE_TRANSFORMERS_FILES.items():
+        (Path(folder) / name).write_text(json.dumps(content, indent=2) + "\n")
+
+
+def save_model_folder(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: str | os.PathLike,
+    extra_files: dict[str, str | bytes] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save `model` + `tokenizer` (+ `extra_files`, name -> content) as a complete folder at `output_dir`.
+
+    Raises `FileExistsError` if `output_dir` exists and `overwrite` is False.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True to replace it.")
+    staging = output_dir.with_name(f".{output_dir.name}.partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer = copy.deepcopy(tokenizer)  # the caller's tokenizer keeps its own settings
+    tokenizer.model_max_length = model.config.max_position_embeddings
+    tokenizer.save_pretrained(staging)
+    write_sentence_transformers_files(staging)
+    for name, content in (extra_files or {}).items():
+        path = staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    missing = [name for name in REQUIRED_FILES if not (staging / name).is_file()]
+    if missing:
+        raise RuntimeError(f"Saving to {staging} did not produce {missing}; is the model an Asterisk model?")
+
+    if output_dir.exists():
+        replaced = output_dir.with_name(f".{output_dir.name}.replaced")
+        shutil.rmtree(replaced, ignore_errors=True)
+        os.replace(output_dir, replaced)
+        os.replace(staging, output_dir)
+        shutil.rmtree(replaced)
+    else:
+        os.replace(staging, output_dir)
+    return output_dir

@@ -1,0 +1,61 @@
+"""Shared fixtures: offline Hub, the real tokenizer, tiny odd-sized configs and a saved tiny model folder."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from modeling_asterisk import AsteriskConfig, AsteriskModel, build_tokenizer  # noqa: E402
+from modeling_asterisk.saving import save_model_folder  # noqa: E402
+from train.paths import REPO_ROOT, data_root  # noqa: E402
+
+TINY = dict(hidden_size=32, num_attention_heads=4, intermediate_size=37, projection_dim=24, max_position_embeddings=40)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_tokenizer()
+
+
+@pytest.fixture
+def tiny_config():
+    return AsteriskConfig(**TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    """A saved, randomly initialised tiny Asterisk folder (weights, code, tokenizer, sentence-transformers files)."""
+    torch.manual_seed(0)
+    model = AsteriskModel(AsteriskConfig(**TINY))
+    # Non-zero projection bias, so an empty text's embedding is not trivially zero.
+    torch.nn.init.normal_(model.pooler.projection.bias, std=0.1)
+    return save_model_folder(model, tokenizer, tmp_path_factory.mktemp("saved") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    return data_root()
+
+
+def run_fresh_python(code: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `code` in a new Python process where `modeling_asterisk` cannot be imported, as for a Hub user."""
+    prelude = "import sys; sys.modules['modeling_asterisk'] = None  # importing it now raises\n"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    assert result.returncode == 0, f"fresh process failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+__all__ = ["REPO_ROOT", "TINY", "run_fresh_python"]

@@ -1,0 +1,146 @@
+"""A saved folder is complete, loads in a fresh process without this package, and fails clearly when damaged."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from modeling_asterisk import AsteriskModel
+from modeling_asterisk.saving import save_model_folder
+
+from .conftest import run_fresh_python
+
+TEXTS = ["A saved model must give identical outputs.", "short", ""]
+
+
+def _reference(folder):
+    model = AsteriskModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with torch.no_grad():
+        output = model(**tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    return output.last_hidden_state, output.pooler_output
+
+
+def test_folder_contents(tiny_model_dir):
+    names = {p.name for p in tiny_model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "configuration_asterisk.py", "modeling_asterisk.py",
+            "tokenizer.json", "tokenizer_config.json", "modules.json", "sentence_bert_config.json"} <= names
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_asterisk.AsteriskModel"
+
+
+def test_shipped_code_is_self_contained(tiny_model_dir):
+    for name in ("configuration_asterisk.py", "modeling_asterisk.py"):
+        source = (tiny_model_dir / name).read_text()
+        imports = [line.strip() for line in source.splitlines() if line.strip().startswith(("import ", "from "))]
+        assert not [line for line in imports if "modeling_asterisk" in line and not line.startswith("from .")]
+        for module in ("requests", "urllib", "http", "socket", "pickle", "huggingface_hub"):
+            assert not [line for line in imports if module in line], f"{name} imports {module}"
+        for call in ("torch.load(", "hf_hub_download(", "snapshot_download(", "from_pretrained("):
+            uses = [line for line in source.splitlines() if call in line]
+            # The one from_pretrained: encode() loading the tokenizer saved beside the model, local files only.
+            assert all("AutoTokenizer.from_pretrained(" in line for line in uses), f"{name} calls {call}"
+    assert "local_files_only=True" in (tiny_model_dir / "modeling_asterisk.py").read_text()
+
+
+def test_in_process_auto_classes(tiny_model_dir):
+    model = AutoModel.from_pretrained(tiny_model_dir)
+    assert isinstance(model, AsteriskModel)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert (tokenizer.pad_token_id, tokenizer.mask_token_id, tokenizer.model_max_length) == (50257, 50258, 40)
+
+
+def test_fresh_process_without_the_package_gives_identical_outputs(tiny_model_dir, tmp_path):
+    hidden, pooled = _reference(tiny_model_dir)
+    torch.save({"hidden": hidden, "pooled": pooled}, tmp_path / "reference.pt")
+    run_fresh_python(
+        f"""
+        import importlib.util, torch
+        assert importlib.util.find_spec("modeling_asterisk") is None or True
+        try:
+            import modeling_asterisk
+            raise SystemExit("modeling_asterisk should not be importable here")
+        except ImportError:
+            pass
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+        folder = {str(tiny_model_dir)!r}
+        texts = {TEXTS!r}
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+        with torch.no_grad():
+            out = model(**tokenizer(texts, padding=True, return_tensors="pt"))
+        ref = torch.load("reference.pt")
+        torch.testing.assert_close(out.pooler_output, ref["pooled"], atol=0, rtol=0)
+        torch.testing.assert_close(out.last_hidden_state, ref["hidden"], atol=0, rtol=0)
+        torch.testing.assert_close(model.encode(texts, normalize=False), ref["pooled"], atol=1e-5, rtol=0)
+
+        classifier = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True, num_labels=3)
+        assert type(classifier).__name__ == "AsteriskForSequenceClassification"
+        assert classifier(**tokenizer(texts, padding=True, return_tensors="pt")).logits.shape == (3, 3)
+
+        extractor = pipeline("feature-extraction", model=folder, trust_remote_code=True)
+        features = torch.tensor(extractor(texts[0]))[0]  # (T, hidden): the token features
+        n = len(tokenizer(texts[0])["input_ids"])
+        torch.testing.assert_close(features, ref["hidden"][0, :n], atol=1e-5, rtol=0)
+        print("FRESH-OK")
+        """,
+        cwd=tmp_path,
+    )
+
+
+def test_sentence_transformers_returns_pooler_output(tiny_model_dir, tmp_path):
+    _, pooled = _reference(tiny_model_dir)
+    torch.save(pooled, tmp_path / "pooled.pt")
+    run_fresh_python(
+        f"""
+        import torch
+        from sentence_transformers import SentenceTransformer
+        st = SentenceTransformer({str(tiny_model_dir)!r}, trust_remote_code=True, device="cpu")
+        assert st.get_sentence_embedding_dimension() == 24
+        got = st.encode({TEXTS!r}, convert_to_tensor=True)
+        torch.testing.assert_close(got, torch.load("pooled.pt"), atol=1e-5, rtol=0)
+        """,
+        cwd=tmp_path,
+    )
+
+
+def test_missing_weights_file_is_named(tiny_model_dir, tmp_path):
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(OSError, match="model.safetensors"):
+        AsteriskModel.from_pretrained(broken)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_weights_file_is_named(tiny_model_dir, tmp_path, damage):
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    weights = broken / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(b"not a safetensors file" * 4 if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(OSError, match=r"model\.safetensors.*corrupt"):
+        AsteriskModel.from_pretrained(broken)
+
+
+def test_save_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tokenizer, tmp_path, monkeypatch):
+    model = AsteriskModel.from_pretrained(tiny_model_dir)
+    target = tmp_path / "out"
+    save_model_folder(model, tokenizer, target)
+    with pytest.raises(FileExistsError):
+        save_model_folder(model, tokenizer, target)
+
+    # A save that dies half-way leaves the previous complete folder untouched and no look-alike folder.
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(type(tokenizer), "save_pretrained", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_model_folder(model, tokenizer, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_model_folder(model, tokenizer, target, overwrite=True)
+    assert AsteriskModel.from_pretrained(target) is not None
+    assert (target / "tokenizer.json").is_file()

@@ -1,0 +1,1 @@
+"""Training, evaluation and benchmarking code for Asterisk (not shipped to the Hub)."""
