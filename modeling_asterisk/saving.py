@@ -49,13 +49,17 @@ def save_model_folder(
     extra_files: dict[str, str | bytes] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Save `model` + `tokenizer` (+ `extra_files`, name -> content) as a complete folder at `output_dir`.
+    """Save `model` + `tokenizer` (+ `extra_files`, relative name -> content) as a complete folder at `output_dir`.
 
-    Raises `FileExistsError` if `output_dir` exists and `overwrite` is False.
+    A new folder is staged beside `output_dir` and renamed into place. An existing folder (with
+    `overwrite=True`) is updated in place: its `config.json` is removed first and written back last, so
+    until the update is complete the folder does not look like a model; files not part of the model
+    (a training run's `checkpoints/`, say) are kept. Raises `FileExistsError` if `output_dir` exists and
+    `overwrite` is False.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True to replace it.")
+        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True to replace the model in it.")
     staging = output_dir.with_name(f".{output_dir.name}.partial")
     if staging.exists():
         shutil.rmtree(staging)
@@ -74,12 +78,14 @@ def save_model_folder(
     if missing:
         raise RuntimeError(f"Saving to {staging} did not produce {missing}; is the model an Asterisk model?")
 
-    if output_dir.exists():
-        replaced = output_dir.with_name(f".{output_dir.name}.replaced")
-        shutil.rmtree(replaced, ignore_errors=True)
-        os.replace(output_dir, replaced)
+    if not output_dir.exists():
         os.replace(staging, output_dir)
-        shutil.rmtree(replaced)
-    else:
-        os.replace(staging, output_dir)
+        return output_dir
+    (output_dir / "config.json").unlink(missing_ok=True)
+    staged = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != "config.json")
+    for path in staged + [staging / "config.json"]:
+        target = output_dir / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    shutil.rmtree(staging)
     return output_dir

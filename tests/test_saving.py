@@ -144,3 +144,31 @@ def test_save_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tokenizer, tmp_
         save_model_folder(model, tokenizer, target, overwrite=True)
     assert AsteriskModel.from_pretrained(target) is not None
     assert (target / "tokenizer.json").is_file()
+
+
+def test_update_in_place_keeps_other_files_and_writes_config_last(tiny_model_dir, tokenizer, tmp_path, monkeypatch):
+    model = AsteriskModel.from_pretrained(tiny_model_dir)
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / "step_1").mkdir(parents=True)
+    (run_dir / "checkpoints" / "step_1" / "state.txt").write_text("keep me")
+    save_model_folder(model, tokenizer, run_dir, overwrite=True, extra_files={"notes/info.json": "{}"})
+    assert (run_dir / "checkpoints" / "step_1" / "state.txt").read_text() == "keep me"
+    assert (run_dir / "notes" / "info.json").is_file() and (run_dir / "config.json").is_file()
+
+    # Killed while moving files into place: no config.json, so the folder does not look like a model.
+    import modeling_asterisk.saving as saving
+
+    real_replace, moved = saving.os.replace, []
+
+    def dies_after_two(src, dst):
+        if len(moved) == 2:
+            raise KeyboardInterrupt("killed")
+        moved.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(saving.os, "replace", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        save_model_folder(model, tokenizer, run_dir, overwrite=True)
+    assert not (run_dir / "config.json").exists()
+    with pytest.raises((OSError, ValueError), match="config"):
+        AutoModel.from_pretrained(run_dir)
