@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup_env.sh
 
 main: setup
-	.venv/bin/python scripts/demo.py
+	bash scripts/main.sh
 
 test: setup
 	.venv/bin/python -m pytest

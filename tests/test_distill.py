@@ -174,14 +174,11 @@ def test_plain_python_runs_with_pca_targets_and_relational_loss(corpus_file, cac
     "args, message",
     [
         (["--corpus", "no/such/file.tsv"], "does not exist"),
-        (["--teacher", "/no/such/teacher"], "does not exist"),
-        (["--teacher_dim", "512"], "expected 512"),
-        (["--learning_rat", "1e-3"], "Unknown config key 'learning_rat'"),
-        (["--init", "zeros"], "init must be one of"),
         (["--learning_rate", "1e30", "--max_nonfinite_steps", "3"], "consecutive non-finite steps"),
     ],
 )
 def test_bad_input_fails_with_a_clear_error(args, message, corpus_file, tmp_path):
+    """Through the CLI; the other bad inputs (config keys, teacher path and size) are tested in-process."""
     command = [sys.executable, "train/distill.py", "--config", TINY, "--output_dir", str(tmp_path / "out"),
                "--corpus", str(corpus_file), "--cache_dir", str(tmp_path / "cache"), *args]
     result = subprocess.run(command, cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)

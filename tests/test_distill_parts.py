@@ -12,6 +12,7 @@ from train.corpus import load_corpus, split_heldout, tokenize_corpus
 from train.distill import DistillConfig
 from train.losses import DistillationLoss
 from train.student_init import pca_reduce
+from train.teacher import DEFAULT_TEACHER, SentenceEncoder
 
 
 def test_config_layers_preset_then_command_line(tmp_path):
@@ -115,6 +116,13 @@ def test_losses():
     assert scaled.item() == pytest.approx(0.0, abs=1e-5)
     with pytest.raises(ValueError, match="relational_kind"):
         DistillationLoss(relational_kind="cosine")
+
+
+def test_teacher_errors():
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        SentenceEncoder("/no/such/teacher")
+    with pytest.raises(ValueError, match="hidden size 384, expected 512"):
+        SentenceEncoder(DEFAULT_TEACHER, expected_dim=512)
 
 
 def test_pca_reduce_keeps_the_main_directions():

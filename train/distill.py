@@ -48,6 +48,7 @@ from train.teacher import DEFAULT_TEACHER  # noqa: E402
 from train.tracking import JSONLinesTracker, plot_training_curves  # noqa: E402
 
 INIT_CHOICES = ("teacher_tokens", "random")
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TARGET_SPACES = ("projection", "pca")
 
 
@@ -107,7 +108,7 @@ class DistillConfig:
         checks = [
             (self.init in INIT_CHOICES, f"init must be one of {INIT_CHOICES}"),
             (self.target_space in TARGET_SPACES, f"target_space must be one of {TARGET_SPACES}"),
-            (self.teacher_dtype in ("float32", "bfloat16", "float16"), "teacher_dtype must be float32, bfloat16 or float16"),
+            (self.teacher_dtype in TORCH_DTYPES, f"teacher_dtype must be one of {tuple(TORCH_DTYPES)}"),
             (self.batch_size > 0 and self.gradient_accumulation_steps > 0, "batch sizes must be positive"),
             (self.max_steps is None or self.max_steps > 0, "max_steps must be positive"),
             (self.epochs > 0, "epochs must be positive"),
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> Path:
     if cfg.init == "teacher_tokens":
         with accelerator.main_process_first():  # the main process fills the cache, the others read it
             token_vectors = teacher_token_embeddings(tokenizer, cfg.teacher, student_config.hidden_size, cfg.cache_dir,
-                                                     device=accelerator.device)
+                                                     device=accelerator.device, dtype=TORCH_DTYPES[cfg.teacher_dtype])
         init_from_teacher_tokens(student, token_vectors)
     model = StudentWithTeacherHead(student, targets.dim)
     if cfg.target_space == "pca":

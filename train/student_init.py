@@ -25,7 +25,7 @@ def pca_reduce(vectors: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def teacher_token_embeddings(tokenizer, teacher_name: str, dim: int, cache_dir: str, device="cpu",
-                             batch_size: int = 512) -> torch.Tensor:
+                             batch_size: int = 512, dtype: torch.dtype | None = None) -> torch.Tensor:
     """(len(GPT-2 vocabulary), dim) PCA-reduced teacher embeddings of every token's text, unscaled."""
     vocab_size = tokenizer.vocab_size  # the 50,257 BPE tokens, not the added [PAD]/[MASK]
     key = hashlib.sha256(f"{teacher_fingerprint(teacher_name)}-{vocab_size}-{dim}".encode()).hexdigest()[:20]
@@ -34,7 +34,7 @@ def teacher_token_embeddings(tokenizer, teacher_name: str, dim: int, cache_dir: 
         return torch.from_numpy(np.load(path))
     tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
     texts = [tokenizer.convert_tokens_to_string([token]).strip() for token in tokens]
-    teacher = SentenceEncoder(teacher_name, device=device)
+    teacher = SentenceEncoder(teacher_name, device=device, dtype=dtype)
     embeddings = teacher.encode(texts, batch_size=batch_size)
     reduced = pca_reduce(embeddings, dim)
     path.parent.mkdir(parents=True, exist_ok=True)

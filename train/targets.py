@@ -94,9 +94,8 @@ def compute_teacher_targets(accelerator, tokenized, student_tokenizer, teacher_n
     pending = [c for c in mine if not (done_dir / f"{c}.done").exists()]
     array = None
     if pending:
-        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[teacher_dtype]
         teacher = SentenceEncoder(teacher_name, device=accelerator.device, max_length=teacher_max_length,
-                                  dtype=dtype, expected_dim=expected_dim)
+                                  dtype=getattr(torch, teacher_dtype), expected_dim=expected_dim)
         if accelerator.is_main_process and not (folder / "targets.npy").exists():
             staging = folder / "targets.npy.partial"
             np.lib.format.open_memmap(staging, mode="w+", dtype=np.float16, shape=(len(tokenized), teacher.dim)).flush()
