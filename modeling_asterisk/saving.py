@@ -42,6 +42,14 @@ def write_sentence_transformers_files(folder: str | os.PathLike) -> None:
         (Path(folder) / name).write_text(json.dumps(content, indent=2) + "\n")
 
 
+def _drop_loading_flags(tokenizer_config: Path) -> None:
+    """transformers records how *this* tokenizer was loaded (`is_local`, `local_files_only`); not the model's business."""
+    config = json.loads(tokenizer_config.read_text())
+    for key in ("is_local", "local_files_only"):
+        config.pop(key, None)
+    tokenizer_config.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
 def save_model_folder(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -69,6 +77,7 @@ def save_model_folder(
     tokenizer = copy.deepcopy(tokenizer)  # the caller's tokenizer keeps its own settings
     tokenizer.model_max_length = model.config.max_position_embeddings
     tokenizer.save_pretrained(staging)
+    _drop_loading_flags(staging / "tokenizer_config.json")
     write_sentence_transformers_files(staging)
     for name, content in (extra_files or {}).items():
         path = staging / name
