@@ -8,13 +8,15 @@ sentence-transformers.
 This file is shipped to the Hub beside the weights: relative imports only, no network, no pickles.
 """
 
+import itertools
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoTokenizer, PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
@@ -228,9 +230,10 @@ class AsteriskModel(AsteriskPreTrainedModel):
             raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}.")
         if input_ids.numel() == 0 or torch.compiler.is_compiling():
             return
-        low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= self.config.vocab_size:
-            bad = low if low < 0 else high
+        # One host-device synchronisation; the offending id is looked up only when there is one.
+        outside = (input_ids < 0) | (input_ids >= self.config.vocab_size)
+        if bool(outside.any()):
+            bad = int(input_ids[outside][0])
             raise ValueError(
                 f"input_ids contains token id {bad}, outside the vocabulary [0, {self.config.vocab_size}). "
                 "Was the text tokenised with this model's tokenizer?"
@@ -244,6 +247,7 @@ class AsteriskModel(AsteriskPreTrainedModel):
         batch_size: int = 64,
         normalize: bool = True,
         max_length: int | None = None,
+        truncate_dim: int | None = None,
     ) -> torch.Tensor:
         """Embed texts as sentence vectors, as `pooler_output` (optionally L2-normalised).
 
@@ -258,9 +262,12 @@ class AsteriskModel(AsteriskPreTrainedModel):
             batch_size: texts per forward pass.
             normalize: L2-normalise the embeddings.
             max_length: token limit per text, at most `max_position_embeddings`.
+            truncate_dim: keep only the first `truncate_dim` dimensions of each embedding (Matryoshka
+                style), before normalising.
 
         Returns:
-            A float32 CPU tensor of shape (len(texts), projection_dim), or (projection_dim,) for one string.
+            A float32 CPU tensor of shape (len(texts), truncate_dim or projection_dim), or
+            (truncate_dim or projection_dim,) for one string.
         """
         single = isinstance(texts, str)
         texts = [texts] if single else texts
@@ -274,18 +281,25 @@ class AsteriskModel(AsteriskPreTrainedModel):
             raise ValueError(f"max_length must be in [1, {self.config.max_position_embeddings}], got {max_length}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        dim = self.config.projection_dim
+        if truncate_dim is not None and (
+            not isinstance(truncate_dim, int) or isinstance(truncate_dim, bool) or not 0 < truncate_dim <= dim
+        ):
+            raise ValueError(f"truncate_dim must be an integer in [1, {dim}], got {truncate_dim!r}.")
         if not texts:
-            return torch.empty(0, self.config.projection_dim)
+            return torch.empty(0, truncate_dim or dim)
 
         tokenizer = tokenizer or self._load_own_tokenizer()
         # Tokenising to limit + 1 tells which texts were longer than the limit, without a second pass.
-        ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=limit + 1)["input_ids"]
+        ids = tokenizer(
+            list(texts), add_special_tokens=False, truncation=True, max_length=limit + 1, return_attention_mask=False
+        )["input_ids"]
         truncated = sum(len(row) > limit for row in ids)
         if truncated:
             warnings.warn(
                 f"{truncated} of {len(ids)} texts were longer than {limit} tokens and were truncated to their "
                 f"first {limit} tokens.",
-                stacklevel=2,
+                stacklevel=3,  # the caller of encode, past the inference_mode wrapper
             )
         ids = [row[:limit] for row in ids]
 
@@ -293,15 +307,19 @@ class AsteriskModel(AsteriskPreTrainedModel):
         self.eval()
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         chunks = []
-        for start in range(0, len(order), batch_size):
-            batch_rows = [ids[i] for i in order[start : start + batch_size]]
-            input_ids, attention_mask = _pad_right(batch_rows, self.config.pad_token_id or 0, self.device)
-            chunks.append(self(input_ids=input_ids, attention_mask=attention_mask).pooler_output.float())
-        self.train(was_training)
+        try:
+            for start in range(0, len(order), batch_size):
+                batch_rows = [ids[i] for i in order[start : start + batch_size]]
+                input_ids, attention_mask = _pad_right(batch_rows, self.config.pad_token_id or 0, self.device)
+                chunks.append(self(input_ids=input_ids, attention_mask=attention_mask).pooler_output.float())
+        finally:
+            self.train(was_training)
 
         sorted_embeddings = torch.cat(chunks)
         embeddings = torch.empty_like(sorted_embeddings)
         embeddings[torch.tensor(order, device=embeddings.device)] = sorted_embeddings
+        if truncate_dim is not None:
+            embeddings = embeddings[:, :truncate_dim]
         if normalize:
             embeddings = F.normalize(embeddings, dim=-1)
         embeddings = embeddings.cpu()
@@ -311,14 +329,13 @@ class AsteriskModel(AsteriskPreTrainedModel):
         if self._encode_tokenizer is None:
             source = self.name_or_path
             try:
-                # config=self.config: the tokenizer needs no config lookup (and no remote-code prompt).
-                self._encode_tokenizer = AutoTokenizer.from_pretrained(
-                    source, config=self.config, local_files_only=True
-                )
+                # The saved tokenizer is a plain fast tokenizer (tokenizer.json): loading it directly skips
+                # AutoTokenizer's config lookup (and remote-code prompt), 0.13 s instead of 0.34 s.
+                self._encode_tokenizer = PreTrainedTokenizerFast.from_pretrained(source, local_files_only=True)
             except (OSError, ValueError) as error:
                 raise ValueError(
                     f"No tokenizer files found locally for {source!r}; pass one: "
-                    f"model.encode(texts, tokenizer=AutoTokenizer.from_pretrained(...))."
+                    f"model.encode(texts, tokenizer=AutoTokenizer.from_pretrained({source!r}, trust_remote_code=True))."
                 ) from error
         return self._encode_tokenizer
 
@@ -409,7 +426,9 @@ def _attention_key_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
     an all-False row would make SDPA return NaN.
     """
     keys = attention_mask.bool()
-    if torch.compiler.is_compiling() or not bool(keys.all()):
+    # On CPU, skipping an all-True mask lets SDPA take its fastest path; on an accelerator the check would
+    # cost a host-device synchronisation per forward, so the mask is always passed there.
+    if keys.device.type != "cpu" or torch.compiler.is_compiling() or not bool(keys.all()):
         keys = keys | ~keys.any(dim=-1, keepdim=True)
         return keys[:, None, None, :]
     return None
@@ -417,13 +436,13 @@ def _attention_key_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
 
 def _pad_right(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id lists to the longest one (at least 1, so empty texts still form a batch)."""
-    length = max(1, max(len(row) for row in rows))
-    input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        attention_mask[i, : len(row)] = 1
-    return input_ids.to(device), attention_mask.to(device)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    attention_mask = np.arange(max(1, int(lengths.max()))) < lengths[:, None]  # (B, T)
+    input_ids = np.full(attention_mask.shape, pad_id, dtype=np.int64)
+    # Boolean-mask assignment fills row by row, left to right: the order of the concatenated rows.
+    tokens = itertools.chain.from_iterable(rows)
+    input_ids[attention_mask] = np.fromiter(tokens, dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).long().to(device)
 
 
 __all__ = [

@@ -91,6 +91,10 @@ def save_model_folder(
         os.replace(staging, output_dir)
         return output_dir
     (output_dir / "config.json").unlink(missing_ok=True)
+    # Exports derived from the previous weights (onnx/) would no longer match the new ones.
+    for derived in ("onnx",):
+        if (output_dir / derived).is_dir() and not (staging / derived).exists():
+            shutil.rmtree(output_dir / derived)
     staged = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != "config.json")
     for path in staged + [staging / "config.json"]:
         target = output_dir / path.relative_to(staging)

@@ -41,8 +41,10 @@ def test_shipped_code_is_self_contained(tiny_model_dir):
             assert not [line for line in imports if module in line], f"{name} imports {module}"
         for call in ("torch.load(", "hf_hub_download(", "snapshot_download(", "from_pretrained("):
             uses = [line for line in source.splitlines() if call in line]
-            # The one from_pretrained: encode() loading the tokenizer saved beside the model, local files only.
-            assert all("AutoTokenizer.from_pretrained(" in line for line in uses), f"{name} calls {call}"
+            # The one from_pretrained: encode() loading the tokenizer saved beside the model, local files only
+            # (the other mention is the error message telling the user what to pass instead).
+            allowed = ("PreTrainedTokenizerFast.from_pretrained(source, local_files_only=True)", "tokenizer=AutoTokenizer")
+            assert all(any(a in line for a in allowed) for line in uses), f"{name} calls {call}: {uses}"
     assert "local_files_only=True" in (tiny_model_dir / "modeling_asterisk.py").read_text()
 
 
@@ -151,8 +153,11 @@ def test_update_in_place_keeps_other_files_and_writes_config_last(tiny_model_dir
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints" / "step_1").mkdir(parents=True)
     (run_dir / "checkpoints" / "step_1" / "state.txt").write_text("keep me")
+    (run_dir / "onnx").mkdir()
+    (run_dir / "onnx" / "model.onnx").write_text("exported from older weights")
     save_model_folder(model, tokenizer, run_dir, overwrite=True, extra_files={"notes/info.json": "{}"})
     assert (run_dir / "checkpoints" / "step_1" / "state.txt").read_text() == "keep me"
+    assert not (run_dir / "onnx").exists()  # stale exports of the previous weights are removed
     assert (run_dir / "notes" / "info.json").is_file() and (run_dir / "config.json").is_file()
 
     # Killed while moving files into place: no config.json, so the folder does not look like a model.

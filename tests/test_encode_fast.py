@@ -1,0 +1,95 @@
+"""AsteriskModel.encode's fast path: truncate_dim, vectorised padding, batch independence on real sentences."""
+
+import csv
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modeling_asterisk import AsteriskModel
+from modeling_asterisk.modeling_asterisk import _pad_right
+
+# The tiny model reads 40 tokens; some SST-2 sentences are longer, as intended.
+pytestmark = pytest.mark.filterwarnings("ignore:.*were truncated to their first")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: fast and steady on a busy 2-core machine; results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return AsteriskModel.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def sentences(data_dir):
+    with open(data_dir / "sst2" / "test.csv", encoding="utf-8", newline="") as handle:
+        return [row["text"] for _, row in zip(range(64), csv.DictReader(handle))]
+
+
+def test_truncate_dim_cuts_then_normalises(model, sentences):
+    raw = model.encode(sentences, normalize=False)
+    for dim in (1, 8, 24):
+        torch.testing.assert_close(model.encode(sentences, truncate_dim=dim), F.normalize(raw[:, :dim], dim=-1))
+        torch.testing.assert_close(model.encode(sentences, truncate_dim=dim, normalize=False), raw[:, :dim])
+    single = model.encode(sentences[0], truncate_dim=8)
+    assert single.shape == (8,) and torch.isclose(single.norm(), torch.tensor(1.0))
+    assert model.encode([], truncate_dim=8).shape == (0, 8)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 25, 2.5, True, "8"])
+def test_truncate_dim_outside_the_embedding_raises(model, bad):
+    with pytest.raises(ValueError, match="truncate_dim"):
+        model.encode(["text"], truncate_dim=bad)
+
+
+def test_pad_right_matches_a_row_by_row_reference():
+    for rows in ([[5, 6, 7], [], [8], [1, 2, 3, 4]], [[], []], [[9]]):
+        input_ids, attention_mask = _pad_right(rows, 50257, torch.device("cpu"))
+        width = max(1, max(map(len, rows)))
+        expected_ids = torch.tensor([row + [50257] * (width - len(row)) for row in rows])
+        expected_mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+        assert input_ids.dtype == attention_mask.dtype == torch.long
+        assert torch.equal(input_ids, expected_ids) and torch.equal(attention_mask, expected_mask)
+
+
+def test_length_sorted_batches_match_each_text_alone(model, tokenizer, sentences):
+    """Dynamic padding and reordering change nothing: each embedding equals the text's own forward pass."""
+    batched = model.encode(sentences, batch_size=7, normalize=False)
+    with torch.no_grad():
+        alone = torch.cat([
+            model(**tokenizer([text], return_tensors="pt", truncation=True, max_length=40)).pooler_output
+            for text in sentences
+        ])
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_truncation_warning_points_at_the_caller(model):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.encode(["word " * 100])
+    assert [w.filename for w in caught if "truncated" in str(w.message)] == [__file__]
+
+
+def test_encode_restores_training_mode(model):
+    model.train()
+    try:
+        model.encode(["a text"])
+        assert model.training
+    finally:
+        model.eval()
+
+
+@pytest.mark.slow
+def test_compiled_model_encodes_the_same(tiny_model_dir, sentences):
+    model = AsteriskModel.from_pretrained(tiny_model_dir)
+    eager = model.encode(sentences, batch_size=16)
+    model.compile(dynamic=True)
+    torch.testing.assert_close(model.encode(sentences, batch_size=16), eager, atol=1e-5, rtol=1e-5)
