@@ -1,0 +1,155 @@
+"""The paper's "Asterisk* + FC": a fully connected head on Asterisk, trained with `Trainer` per task.
+
+Four settings per classification task, reported beside the logistic-regression protocol:
+
+- `frozen_<n>` / `frozen_full`: the encoder is frozen (`freeze_encoder=True`), only the head trains;
+- `finetune_<n>` / `finetune_full`: encoder and head train together;
+
+where `<n>` is the paper's low-data setting (`low_data_samples`, 1,000 training rows drawn with a seeded
+RNG) and `full` is the whole train split. The head is `AsteriskForSequenceClassification`'s MLP as the
+model folder's config defines it. Scores are accuracy and macro-F1 (scikit-learn) on the full test split.
+The hyper-parameters are `FCConfig`'s documented defaults; they travel into results.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+
+from train.tasks import ClassificationData
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FCConfig:
+    """Training settings of the FC evaluation.
+
+    Args:
+        low_data_samples: training rows of the low-data setting (the paper: reliable after ~1,000).
+        batch_size: training batch size.
+        frozen_learning_rate: AdamW learning rate when only the head trains.
+        finetune_learning_rate: AdamW learning rate when the encoder trains too.
+        low_data_epochs: epochs over the low-data sample.
+        full_epochs: epochs over the full train split.
+        weight_decay: AdamW weight decay.
+        warmup_fraction: share of the steps with linear warm-up, then linear decay to 0.
+        seed: seed of the low-data sample, the head's initialisation and the data order.
+        eval_batch_size: batch size of the test-set predictions.
+    """
+
+    low_data_samples: int = 1000
+    batch_size: int = 32
+    frozen_learning_rate: float = 1e-3
+    finetune_learning_rate: float = 2e-4
+    low_data_epochs: int = 10
+    full_epochs: int = 2
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    seed: int = 42
+    eval_batch_size: int = 256
+
+    def settings(self) -> tuple[str, ...]:
+        n = self.low_data_samples
+        return (f"frozen_{n}", f"finetune_{n}", "frozen_full", "finetune_full")
+
+    def describe(self) -> dict:
+        return {"name": "Asterisk + FC (AsteriskForSequenceClassification, transformers Trainer)", **asdict(self),
+                "settings": list(self.settings())}
+
+
+def low_data_rows(n_rows: int, n_samples: int, seed: int) -> np.ndarray:
+    """The rows of the low-data setting: a seeded random sample (all rows when there are fewer)."""
+    if n_rows <= n_samples:
+        return np.arange(n_rows)
+    return np.sort(np.random.RandomState(seed).permutation(n_rows)[:n_samples])
+
+
+def train_fc(folder: str | Path, data: ClassificationData, setting: str, config: FCConfig = FCConfig()) -> dict:
+    """Train one FC setting on `data` and score it on the test split.
+
+    Returns accuracy, f1, n_train, n_test, epochs and seconds.
+    """
+    from datasets import Dataset
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import logging as hf_logging
+
+    import modeling_asterisk  # noqa: F401  (registers the Auto classes)
+    from modeling_asterisk import AsteriskForSequenceClassification
+
+    frozen = setting.startswith("frozen_")
+    low_data = not setting.endswith("_full")
+    if not (frozen or setting.startswith("finetune_")) or setting not in config.settings():
+        raise ValueError(f"Unknown FC setting {setting!r}; expected one of {config.settings()}.")
+    started = time.perf_counter()
+    rows = (low_data_rows(len(data.train_texts), config.low_data_samples, config.seed) if low_data
+            else np.arange(len(data.train_texts)))
+    epochs = config.low_data_epochs if low_data else config.full_epochs
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized classifier weights" is expected here
+    try:
+        torch.manual_seed(config.seed)
+        model = AsteriskForSequenceClassification.from_pretrained(
+            folder, num_labels=len(data.label_names), freeze_encoder=frozen,
+            id2label=dict(enumerate(data.label_names)), label2id={n: i for i, n in enumerate(data.label_names)},
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    max_length = model.config.max_position_embeddings
+
+    def dataset(texts: list[str], labels: np.ndarray) -> Dataset:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)
+        return Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                                  "labels": labels.astype(np.int64).tolist()})
+
+    train_set = dataset([data.train_texts[i] for i in rows], data.train_labels[rows])
+    # Length-sorted test batches waste little compute on padding; predictions are put back in order below.
+    order = np.argsort([len(t) for t in data.test_texts], kind="stable")
+    test_set = dataset([data.test_texts[i] for i in order], data.test_labels[order])
+
+    steps = math.ceil(len(rows) / config.batch_size) * epochs
+    with tempfile.TemporaryDirectory(prefix="asterisk-fc-") as work_dir:
+        args = TrainingArguments(
+            output_dir=work_dir,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.eval_batch_size,
+            num_train_epochs=epochs,
+            learning_rate=config.frozen_learning_rate if frozen else config.finetune_learning_rate,
+            weight_decay=config.weight_decay,
+            warmup_steps=int(config.warmup_fraction * steps),
+            lr_scheduler_type="linear",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            use_cpu=not torch.cuda.is_available(),
+            seed=config.seed,
+            disable_tqdm=False,
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=train_set,
+                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+        trainer.train()
+        logits = trainer.predict(test_set).predictions
+    predicted = np.empty(len(order), dtype=np.int64)
+    predicted[order] = np.asarray(logits).argmax(-1)
+    return {
+        "accuracy": float(accuracy_score(data.test_labels, predicted)),
+        "f1": float(f1_score(data.test_labels, predicted, average="macro")),
+        "n_train": int(len(rows)),
+        "n_test": int(len(data.test_labels)),
+        "epochs": int(epochs),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+__all__ = ["FCConfig", "low_data_rows", "train_fc"]
