@@ -248,12 +248,16 @@ class AsteriskModel(AsteriskPreTrainedModel):
         normalize: bool = True,
         max_length: int | None = None,
         truncate_dim: int | None = None,
+        long_texts: str = "truncate",
     ) -> torch.Tensor:
         """Embed texts as sentence vectors, as `pooler_output` (optionally L2-normalised).
 
         Texts are sorted by length and padded per batch, so batches waste little work on padding.
         Texts longer than `max_length` tokens (default: `max_position_embeddings`) are truncated to their
-        first `max_length` tokens, with one warning per call.
+        first `max_length` tokens, with one warning per call, or, with `long_texts="chunk"`, cut into
+        consecutive windows of `max_length` tokens whose embeddings are averaged, weighted by their token
+        counts (before normalising); since the pooling is a token mean followed by a linear projection, that
+        is the projection of the mean over all of the text's tokens, each seen in its own window's context.
 
         Args:
             texts: a string, or a sequence of strings (an empty string is allowed).
@@ -264,6 +268,7 @@ class AsteriskModel(AsteriskPreTrainedModel):
             max_length: token limit per text, at most `max_position_embeddings`.
             truncate_dim: keep only the first `truncate_dim` dimensions of each embedding (Matryoshka
                 style), before normalising.
+            long_texts: "truncate" (the default, what the model was trained on) or "chunk".
 
         Returns:
             A float32 CPU tensor of shape (len(texts), truncate_dim or projection_dim), or
@@ -286,22 +291,34 @@ class AsteriskModel(AsteriskPreTrainedModel):
             not isinstance(truncate_dim, int) or isinstance(truncate_dim, bool) or not 0 < truncate_dim <= dim
         ):
             raise ValueError(f"truncate_dim must be an integer in [1, {dim}], got {truncate_dim!r}.")
+        if long_texts not in ("truncate", "chunk"):
+            raise ValueError(f"long_texts must be 'truncate' or 'chunk', got {long_texts!r}.")
         if not texts:
             return torch.empty(0, truncate_dim or dim)
 
         tokenizer = tokenizer or self._load_own_tokenizer()
-        # Tokenising to limit + 1 tells which texts were longer than the limit, without a second pass.
-        ids = tokenizer(
-            list(texts), add_special_tokens=False, truncation=True, max_length=limit + 1, return_attention_mask=False
-        )["input_ids"]
-        truncated = sum(len(row) > limit for row in ids)
-        if truncated:
-            warnings.warn(
-                f"{truncated} of {len(ids)} texts were longer than {limit} tokens and were truncated to their "
-                f"first {limit} tokens.",
-                stacklevel=3,  # the caller of encode, past the inference_mode wrapper
-            )
-        ids = [row[:limit] for row in ids]
+        if long_texts == "chunk":
+            # Every window of every text is one row; `owner` maps rows back to texts, weighted by length.
+            full = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
+            ids, owner = [], []
+            for position, row in enumerate(full["input_ids"]):
+                windows = [row[i : i + limit] for i in range(0, len(row), limit)] or [row]
+                ids.extend(windows)
+                owner.extend([position] * len(windows))
+        else:
+            # Tokenising to limit + 1 tells which texts were longer than the limit, without a second pass.
+            ids = tokenizer(
+                list(texts), add_special_tokens=False, truncation=True, max_length=limit + 1,
+                return_attention_mask=False,
+            )["input_ids"]
+            truncated = sum(len(row) > limit for row in ids)
+            if truncated:
+                warnings.warn(
+                    f"{truncated} of {len(ids)} texts were longer than {limit} tokens and were truncated to their "
+                    f"first {limit} tokens (long_texts='chunk' embeds all of them).",
+                    stacklevel=3,  # the caller of encode, past the inference_mode wrapper
+                )
+            ids = [row[:limit] for row in ids]
 
         was_training = self.training
         self.eval()
@@ -318,6 +335,12 @@ class AsteriskModel(AsteriskPreTrainedModel):
         sorted_embeddings = torch.cat(chunks)
         embeddings = torch.empty_like(sorted_embeddings)
         embeddings[torch.tensor(order, device=embeddings.device)] = sorted_embeddings
+        if long_texts == "chunk" and len(ids) > len(texts):
+            weights = torch.tensor([max(len(row), 1) for row in ids], dtype=embeddings.dtype, device=embeddings.device)
+            index = torch.tensor(owner, device=embeddings.device)
+            totals = torch.zeros(len(texts), device=embeddings.device).index_add_(0, index, weights)
+            summed = torch.zeros(len(texts), dim, device=embeddings.device).index_add_(0, index, embeddings * weights[:, None])
+            embeddings = summed / totals[:, None]
         if truncate_dim is not None:
             embeddings = embeddings[:, :truncate_dim]
         if normalize:

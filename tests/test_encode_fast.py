@@ -1,6 +1,8 @@
 """AsteriskModel.encode's fast path: truncate_dim, vectorised padding, batch independence on real sentences."""
 
 import csv
+import gzip
+import io
 import warnings
 
 import pytest
@@ -93,3 +95,32 @@ def test_compiled_model_encodes_the_same(tiny_model_dir, sentences):
     eager = model.encode(sentences, batch_size=16)
     model.compile(dynamic=True)
     torch.testing.assert_close(model.encode(sentences, batch_size=16), eager, atol=1e-5, rtol=1e-5)
+
+
+def test_chunk_mode_averages_windows_by_token_count(model, data_dir):
+    """long_texts="chunk": a long review = the token-weighted mean of its windows' embeddings; short texts
+    are untouched, and nothing warns about truncation."""
+    limit = model.config.max_position_embeddings
+    with open(data_dir / "imdb" / "test.csv.gz", "rb") as raw:
+        reader = csv.DictReader(io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8"))
+        review = next(row["text"] for row in reader if len(row["text"]) > 2000)
+    tokenizer = model._load_own_tokenizer()
+    ids = tokenizer(review, add_special_tokens=False)["input_ids"]
+    windows = [ids[i : i + limit] for i in range(0, len(ids), limit)]
+    assert len(windows) >= 3 and len(windows[-1]) < limit  # a ragged last window exercises the weights
+    pieces = [tokenizer.decode(window) for window in windows]
+    per_window = model.encode(pieces, normalize=False, tokenizer=tokenizer)
+    # decode->encode round-trips GPT-2 byte-level BPE, so each piece re-tokenises to its window
+    assert [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in pieces] == [len(w) for w in windows]
+    weights = torch.tensor([len(w) for w in windows], dtype=torch.float32)
+    expected = (per_window * weights[:, None]).sum(0) / weights.sum()
+
+    short = ["A short sentence.", ""]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # chunk mode must not warn about truncation
+        chunked = model.encode([short[0], review, short[1]], normalize=False, long_texts="chunk", batch_size=2)
+    torch.testing.assert_close(chunked[1], expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(chunked[[0, 2]], model.encode(short, normalize=False), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(chunked[1], model.encode(review, normalize=False), atol=1e-3)
+    with pytest.raises(ValueError, match="long_texts must be"):
+        model.encode(short, long_texts="average")

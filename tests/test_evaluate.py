@@ -156,6 +156,23 @@ def test_embedding_cache_hits_on_rerun_and_misses_after_new_weights(tmp_path, ti
     assert not np.allclose(after, first)
 
 
+def test_chunked_long_texts_are_their_own_cache_entry(tmp_path, tiny_model_dir):
+    """--long_texts chunk embeds long texts differently, so it must neither share cache rows nor results."""
+    long_text = " ".join(f"word{i}" for i in range(400))  # far over the tiny model's 40 tokens
+    texts = ["short one", long_text]
+    cache = EmbeddingCache(tmp_path / "cache")
+    truncating, chunking = AsteriskEmbedder(tiny_model_dir), load_embedder(str(tiny_model_dir), long_texts="chunk")
+    assert truncating.cache_key != chunking.cache_key
+    assert chunking.describe()["long_texts"] == "chunk" and "long_texts" not in truncating.describe()
+    plain = cache.embed(truncating, texts, "demo-test")
+    chunked = cache.embed(chunking, texts, "demo-test")
+    assert cache.hits == 0 and cache.misses == 4
+    np.testing.assert_allclose(plain[0], chunked[0], atol=1e-6)
+    assert not np.allclose(plain[1], chunked[1], atol=1e-3)
+    with pytest.raises(ValueError, match="long_texts must be"):
+        AsteriskEmbedder(tiny_model_dir, long_texts="mean")
+
+
 def test_wordllama_caps_batches_by_characters():
     embedder = load_embedder("wordllama")
     texts = ["short", "a much longer text " * 30, "", "mid length text here", "x" * 300]

@@ -100,7 +100,7 @@ class AsteriskEmbedder(Embedder):
     normalized = True
 
     def __init__(self, folder: str | os.PathLike, label: str | None = None, max_length: int | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", long_texts: str = "truncate"):
         import modeling_asterisk  # noqa: F401  (registers the Auto classes)
         from modeling_asterisk import AsteriskModel
 
@@ -115,6 +115,9 @@ class AsteriskEmbedder(Embedder):
         if max_length is not None and not 0 < max_length <= limit:
             raise ValueError(f"max_length must be in [1, {limit}] for {self.folder}, got {max_length}.")
         self.max_length = max_length or limit
+        if long_texts not in ("truncate", "chunk"):
+            raise ValueError(f"long_texts must be 'truncate' or 'chunk', got {long_texts!r}.")
+        self.long_texts = long_texts  # "chunk": texts over max_length are embedded window by window, averaged
         self.name = str(self.folder)
         self.label = label or self.folder.name
         self.parameters = self.model.num_parameters()
@@ -122,13 +125,16 @@ class AsteriskEmbedder(Embedder):
 
     @property
     def cache_key(self) -> str:
-        return f"asterisk-{_short_hash(self.weights_sha256, self._config_sha256, self.normalized)}"
+        chunk = ("chunk",) if self.long_texts == "chunk" else ()  # truncation keeps the keys of earlier caches
+        return f"asterisk-{_short_hash(self.weights_sha256, self._config_sha256, self.normalized, *chunk)}"
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        return self.model.encode(list(texts), batch_size=batch_size, max_length=self.max_length).numpy()
+        return self.model.encode(list(texts), batch_size=batch_size, max_length=self.max_length,
+                                 long_texts=self.long_texts).numpy()
 
     def describe(self) -> dict:
-        return {**super().describe(), "weights_sha256": self.weights_sha256}
+        chunk = {"long_texts": "chunk"} if self.long_texts == "chunk" else {}
+        return {**super().describe(), "weights_sha256": self.weights_sha256, **chunk}
 
 
 class TransformerEmbedder(Embedder):
@@ -220,8 +226,11 @@ class WordLlamaEmbedder(Embedder):
         return vectors
 
 
-def load_embedder(spec: str, label: str | None = None, max_length: int | None = None, device: str = "cpu") -> Embedder:
+def load_embedder(spec: str, label: str | None = None, max_length: int | None = None, device: str = "cpu",
+                  long_texts: str = "truncate") -> Embedder:
     """The embedder for a `--model` value: "teacher", "wordllama", or a model folder.
+
+    `long_texts` ("truncate" or "chunk") applies to Asterisk folders; the other models use their own handling.
 
     Raises `FileNotFoundError` / `ValueError` naming the folder when it is not an embedding model.
     """
@@ -250,7 +259,7 @@ def load_embedder(spec: str, label: str | None = None, max_length: int | None = 
     if not any((folder / f).is_file() for f in WEIGHT_FILES):
         raise ValueError(f"{folder} is not an embedding model: it has no weights ({' / '.join(WEIGHT_FILES[:2])}).")
     if config.get("model_type") == "asterisk":
-        return AsteriskEmbedder(folder, label=label, max_length=max_length, device=device)
+        return AsteriskEmbedder(folder, label=label, max_length=max_length, device=device, long_texts=long_texts)
     if "model_type" not in config:
         raise ValueError(f"{config_path} names no model_type: {folder} is not a transformers model folder.")
     return TransformerEmbedder(str(folder), label=label, max_length=max_length, device=device)

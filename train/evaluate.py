@@ -72,6 +72,7 @@ def evaluate_models(
     overwrite: bool = False,
     device: str = "cpu",
     raise_on_error: bool = False,
+    long_texts: str = "truncate",
 ) -> dict[str, dict]:
     """Evaluate every model on every task (same texts for all) and write the results.
 
@@ -87,6 +88,8 @@ def evaluate_models(
         overwrite: discard earlier results in output_dir instead of resuming.
         device: torch device of the transformer models.
         raise_on_error: raise `EvaluationError` at the end if any task failed (the CLI exits with 1).
+        long_texts: how Asterisk models embed texts over their token limit: "truncate" (as trained) or
+            "chunk" (average of consecutive windows, `AsteriskModel.encode(long_texts="chunk")`).
 
     Returns:
         label -> results dict (the content of that model's results.json).
@@ -99,7 +102,7 @@ def evaluate_models(
     cache = EmbeddingCache(cache_dir, enabled=use_cache)
     output_dir = Path(output_dir)
 
-    embedders = _load_embedders(models, max_length, device)
+    embedders = _load_embedders(models, max_length, device, long_texts)
     several = len(embedders) > 1
     runs = []
     for embedder in embedders:
@@ -147,12 +150,12 @@ def evaluate_models(
 # ----------------------------------------------------------------------------------------------- models
 
 
-def _load_embedders(models: list[str], max_length: int | None, device: str) -> list[Embedder]:
+def _load_embedders(models: list[str], max_length: int | None, device: str, long_texts: str) -> list[Embedder]:
     embedders, labels = [], set()
     for value in models:
         label, spec = _split_label(value)
         embedder = load_embedder(spec, label=label, max_length=max_length if spec != "wordllama" else None,
-                                 device=device)
+                                 device=device, long_texts=long_texts)
         base = embedder.label = re.sub(r"[^A-Za-z0-9_.+-]+", "_", embedder.label) or "model"
         suffix = 2
         while embedder.label in labels:  # two folders with the same name: keep their outputs apart
@@ -207,7 +210,7 @@ def _start_results(embedder: Embedder, path: Path, fc: bool, fc_config: FCConfig
         previous = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); fix or delete it, or pass --overwrite.") from error
-    for key in ("weights_sha256", "model", "max_length", "normalized"):
+    for key in ("weights_sha256", "model", "max_length", "normalized", "long_texts"):
         if previous.get(key) != fresh.get(key):
             raise ValueError(
                 f"{path} holds results for {key}={previous.get(key)!r}, but this model has {key}={fresh.get(key)!r}: "
@@ -454,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no_cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_length", type=int, default=None, help="token limit override (default: each model's own)")
+    parser.add_argument("--long_texts", choices=("truncate", "chunk"), default="truncate",
+                        help="Asterisk models: truncate texts over the token limit (default, as trained) or "
+                             "average the embeddings of consecutive windows")
     parser.add_argument("--fc", action="store_true",
                         help="also train Asterisk + FC heads (Asterisk folders only; slow)")
     parser.add_argument("--fc_low_data_samples", type=int, default=FCConfig.low_data_samples)
@@ -469,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model, args.tasks, args.output_dir, data_dir=args.data_dir, cache_dir=args.cache_dir,
             use_cache=not args.no_cache, batch_size=args.batch_size, max_length=args.max_length, fc=args.fc,
             fc_config=FCConfig(low_data_samples=args.fc_low_data_samples, full_epochs=args.fc_full_epochs),
-            overwrite=args.overwrite, device=args.device,
+            overwrite=args.overwrite, device=args.device, long_texts=args.long_texts,
         )
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
