@@ -47,7 +47,10 @@ def non_embedding_parameters(model_dir: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True, help="the run's model folder (must not exist)")
-    parser.add_argument("--launch_args", default="--num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no",
+    # Without --num_cpu_threads_per_process, `accelerate launch` exports OMP_NUM_THREADS=1 (unless --cpu is
+    # given), which halves CPU training speed on a 2-core machine.
+    parser.add_argument("--launch_args", default=f"--num_processes 1 --num_machines 1 --mixed_precision no "
+                        f"--dynamo_backend no --num_cpu_threads_per_process {os.cpu_count()}",
                         help="arguments for `accelerate launch`")
     args, distill_args = parser.parse_known_args()
     distill_args = [a for a in distill_args if a != "--"] or ["--config", "train/configs/cpu.yaml"]
