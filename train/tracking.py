@@ -57,7 +57,7 @@ def plot_training_curves(metrics_path: str | Path, png_path: str | Path, title: 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     if train:
         left.plot(*zip(*train), color="tab:blue", linewidth=1)
-    left.set(xlabel="optimizer step", ylabel="training loss", title="Loss")
+    left.set(xlabel="optimizer step", ylabel="training loss (log scale)", title="Loss", yscale="log")  # the first steps are 100x the rest
     left.grid(alpha=0.3)
     if heldout:
         right.plot(*zip(*heldout), marker="o", markersize=3, color="tab:green")
