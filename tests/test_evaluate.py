@@ -299,3 +299,8 @@ def test_reproduces_published_minilm_scores(task, tmp_path):
     assert results["max_length"] == 256 and results["normalized"]
     measured, published = 100 * results["tasks"][task]["accuracy"], PUBLISHED_MINILM[task]
     assert abs(measured - published) <= 1.0, f"{task}: measured {measured:.2f}, published {published}"
+
+
+def test_fc_full_epochs_zero_runs_the_low_data_settings_only():
+    assert FCConfig(full_epochs=0).settings() == ("frozen_1000", "finetune_1000")
+    assert FCConfig(low_data_samples=500).settings() == ("frozen_500", "finetune_500", "frozen_full", "finetune_full")

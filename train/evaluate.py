@@ -463,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fc", action="store_true",
                         help="also train Asterisk + FC heads (Asterisk folders only; slow)")
     parser.add_argument("--fc_low_data_samples", type=int, default=FCConfig.low_data_samples)
-    parser.add_argument("--fc_full_epochs", type=int, default=FCConfig.full_epochs)
+    parser.add_argument("--fc_full_epochs", type=int, default=FCConfig.full_epochs,
+                        help="epochs of the full-data FC settings; 0 runs the low-data settings only")
     parser.add_argument("--overwrite", action="store_true", help="discard earlier results in --output_dir")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)

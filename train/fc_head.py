@@ -39,7 +39,8 @@ class FCConfig:
         frozen_learning_rate: AdamW learning rate when only the head trains.
         finetune_learning_rate: AdamW learning rate when the encoder trains too.
         low_data_epochs: epochs over the low-data sample.
-        full_epochs: epochs over the full train split.
+        full_epochs: epochs over the full train split; 0 skips the two full-data settings (they cost CPU
+            time in proportion to the train split: minutes per task on 2 cores).
         weight_decay: AdamW weight decay.
         warmup_fraction: share of the steps with linear warm-up, then linear decay to 0.
         seed: seed of the low-data sample, the head's initialisation and the data order.
@@ -59,7 +60,8 @@ class FCConfig:
 
     def settings(self) -> tuple[str, ...]:
         n = self.low_data_samples
-        return (f"frozen_{n}", f"finetune_{n}", "frozen_full", "finetune_full")
+        full = ("frozen_full", "finetune_full") if self.full_epochs > 0 else ()
+        return (f"frozen_{n}", f"finetune_{n}", *full)
 
     def describe(self) -> dict:
         return {"name": "Asterisk + FC (AsteriskForSequenceClassification, transformers Trainer)", **asdict(self),
