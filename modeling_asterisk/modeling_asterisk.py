@@ -315,7 +315,7 @@ class AsteriskModel(AsteriskPreTrainedModel):
             if truncated:
                 warnings.warn(
                     f"{truncated} of {len(ids)} texts were longer than {limit} tokens and were truncated to their "
-                    f"first {limit} tokens (long_texts='chunk' embeds all of them).",
+                    f"first {limit} tokens.",  # the ONNX encoder warns with the same words
                     stacklevel=3,  # the caller of encode, past the inference_mode wrapper
                 )
             ids = [row[:limit] for row in ids]

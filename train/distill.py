@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> Path:
                         progress["nonfinite_skipped"] += 1
                         consecutive_nonfinite += 1
                         if consecutive_nonfinite > cfg.max_nonfinite_steps:
+                            bar.close()  # so the error, not a half-drawn bar, is the last line the user sees
                             raise FloatingPointError(f"{consecutive_nonfinite} consecutive non-finite steps at step "
                                                      f"{progress['step']}: lower learning_rate or check the data.")
                     optimizer.zero_grad(set_to_none=True)
