@@ -278,6 +278,24 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def _speed_record(num_texts: int, tokens: int, seconds: float, latencies: list[float], tokenize_s: float | None) -> dict:
+    """One results.json row: throughput of a pass over `num_texts` texts taking `seconds`, per-call latencies,
+    and the tokenisation share (None: the inputs were pre-tokenised)."""
+    return {
+        "num_texts": num_texts,
+        "mean_tokens": tokens / num_texts,
+        "sentences_per_s": num_texts / seconds,
+        "tokens_per_s": tokens / seconds,
+        "latency_ms_p50": _percentile(latencies, 50) * 1e3,
+        "latency_ms_p95": _percentile(latencies, 95) * 1e3,
+        "latency_calls": len(latencies),
+        "tokenize_s": tokenize_s,
+        "tokenize_sentences_per_s": None if tokenize_s is None else num_texts / tokenize_s,
+        "tokenize_share": 0.0 if tokenize_s is None else tokenize_s / seconds,
+        "sentences_per_s_without_tokenization": num_texts / max(seconds - (tokenize_s or 0.0), 1e-9),
+    }
+
+
 def measure_encode(backend, texts: list[str], batch_size: int, repeats: int, latency_calls: int) -> dict:
     """Throughput of encode(all texts) and per-call latency of encode(batch_size texts), tokenisation included."""
     tokens = sum(map(len, backend.token_ids(texts, batch_size)))
@@ -288,7 +306,6 @@ def measure_encode(backend, texts: list[str], batch_size: int, repeats: int, lat
         start = time.perf_counter()
         backend.encode(texts, batch_size)
         passes.append(time.perf_counter() - start)
-    encode_s = statistics.median(passes)
     # Latency: one call per batch of `batch_size` texts, in the data's (shuffled) order.
     chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
     calls = max(min(latency_calls, len(chunks)), min(repeats * len(chunks), 20))
@@ -303,20 +320,7 @@ def measure_encode(backend, texts: list[str], batch_size: int, repeats: int, lat
         start = time.perf_counter()
         backend.token_ids(texts, batch_size)
         tokenize.append(time.perf_counter() - start)
-    tokenize_s = statistics.median(tokenize)
-    return {
-        "num_texts": len(texts),
-        "mean_tokens": tokens / len(texts),
-        "sentences_per_s": len(texts) / encode_s,
-        "tokens_per_s": tokens / encode_s,
-        "latency_ms_p50": _percentile(latencies, 50) * 1e3,
-        "latency_ms_p95": _percentile(latencies, 95) * 1e3,
-        "latency_calls": calls,
-        "tokenize_s": tokenize_s,
-        "tokenize_sentences_per_s": len(texts) / tokenize_s,
-        "tokenize_share": tokenize_s / encode_s,
-        "sentences_per_s_without_tokenization": len(texts) / max(encode_s - tokenize_s, 1e-9),
-    }
+    return _speed_record(len(texts), tokens, statistics.median(passes), latencies, statistics.median(tokenize))
 
 
 def measure_pretokenized(backend, texts: list[str], batch_size: int, repeats: int, device: str) -> dict:
@@ -355,20 +359,7 @@ def measure_pretokenized(backend, texts: list[str], batch_size: int, repeats: in
             backend.forward(*batch)
             synchronize()
             latencies.append(time.perf_counter() - start)
-    forward_s = statistics.median(passes)
-    return {
-        "num_texts": len(ids),
-        "mean_tokens": tokens / len(ids),
-        "sentences_per_s": len(ids) / forward_s,
-        "tokens_per_s": tokens / forward_s,
-        "latency_ms_p50": _percentile(latencies, 50) * 1e3,
-        "latency_ms_p95": _percentile(latencies, 95) * 1e3,
-        "latency_calls": len(latencies),
-        "tokenize_s": None,
-        "tokenize_sentences_per_s": None,
-        "tokenize_share": 0.0,
-        "sentences_per_s_without_tokenization": len(ids) / forward_s,
-    }
+    return _speed_record(len(ids), tokens, statistics.median(passes), latencies, tokenize_s=None)
 
 
 def _first_forward(backend, text: str, device: str) -> None:

@@ -41,6 +41,15 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
     return save_model_folder(model, tokenizer, tmp_path_factory.mktemp("saved") / "tiny")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: fast and steady on a busy 2-core machine; results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     return data_root()

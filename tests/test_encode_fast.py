@@ -13,16 +13,7 @@ from modeling_asterisk import AsteriskModel
 from modeling_asterisk.modeling_asterisk import _pad_right
 
 # The tiny model reads 40 tokens; some SST-2 sentences are longer, as intended.
-pytestmark = pytest.mark.filterwarnings("ignore:.*were truncated to their first")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: fast and steady on a busy 2-core machine; results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.filterwarnings("ignore:.*were truncated to their first"), pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -28,16 +28,9 @@ from modeling_asterisk.saving import save_model_folder
 
 from .conftest import REPO_ROOT, TINY
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ODD_TEXTS = ["", "日本語のテキスト", "Привет, мир", "🙂🚀 emoji! 👩‍👩‍👧", "مرحبا بالعالم", "mixed 中文 and English ✓", " "]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: fast and steady on a busy 2-core machine; results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
