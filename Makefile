@@ -8,4 +8,5 @@ main: setup
 	bash scripts/main.sh
 
 test: setup
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest

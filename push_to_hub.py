@@ -42,14 +42,14 @@ from huggingface_hub.errors import HfHubHTTPError  # noqa: E402
 from huggingface_hub.utils import HFValidationError, validate_repo_id  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
+from asterisk_embeddings.hashing import sha256_file  # noqa: E402
+from asterisk_embeddings.saving import sentence_transformers_files, write_sentence_transformers_files  # noqa: E402
 from model_card import DEFAULT_LICENSE, PLACEHOLDER_REPO_ID, count_parameters, render_model_card  # noqa: E402
-from modeling_asterisk.saving import SENTENCE_TRANSFORMERS_FILES, write_sentence_transformers_files  # noqa: E402
-from train.embedders import sha256_file  # noqa: E402
 
 logger = logging.getLogger("asterisk.push_to_hub")
 
 REPO_ROOT = Path(__file__).resolve().parent
-FRESH_PROCESS_SCRIPT = REPO_ROOT / "model_card" / "validate_in_fresh_process.py"
+FRESH_PROCESS_SCRIPT = REPO_ROOT / "validate_release.py"
 # What goes to the Hub, by name: a training run's checkpoints/, logs/ or anything else in the folder stays home.
 MODEL_FILES = ("config.json", "model.safetensors", "configuration_asterisk.py", "modeling_asterisk.py")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -67,6 +67,7 @@ VALIDATION_TEXTS = [
 VALIDATION_LABELS = [0, 1, 2, 0]
 ATOL = 1e-4  # float32 outputs of the same weights through different loaders
 INT8_MIN_COSINE = 0.9  # int8 weights are an approximation: each vector must still point the same way
+FP16_MIN_COSINE = 0.9999  # float16 storage of float32 weights: the same vectors up to rounding
 
 
 class ReleaseError(RuntimeError):
@@ -104,7 +105,7 @@ def check_model_folder(model_dir: Path) -> dict:
     missing = [name for name in MODEL_FILES + TOKENIZER_FILES if not (model_dir / name).is_file()]
     if missing:
         what = "tokenizer files" if set(missing) <= set(TOKENIZER_FILES) else "files"
-        raise ReleaseError(f"{model_dir} lacks {what} {missing}; save it with modeling_asterisk.saving."
+        raise ReleaseError(f"{model_dir} lacks {what} {missing}; save it with asterisk_embeddings.saving."
                            "save_model_folder(model, build_tokenizer(), ...) to get a complete folder.")
     try:
         count_parameters(model_dir / "model.safetensors")  # reads the header only
@@ -152,8 +153,8 @@ def find_evaluation(model_dir: Path, eval_dir: Path | None, allow_missing: bool)
 
 
 def onnx_export_available() -> bool:
-    """Whether `modeling_asterisk.onnx_export` and the packages it needs are installed."""
-    needed = ("onnx", "onnxruntime", "onnxscript", "modeling_asterisk.onnx_export")
+    """Whether `asterisk_embeddings.onnx_export` and the packages it needs are installed."""
+    needed = ("onnx", "onnxruntime", "onnxscript", "asterisk_embeddings.onnx_export")
     return all(importlib.util.find_spec(name) is not None for name in needed)
 
 
@@ -169,6 +170,7 @@ def assemble_release(
     onnx: bool | None = None,
     license: str = DEFAULT_LICENSE,
     datasets: list[str] | tuple[str, ...] = (),
+    weights_dtype: str = "float32",
 ) -> Path:
     """Build the folder that goes to the Hub at `out_dir` and return it.
 
@@ -184,6 +186,9 @@ def assemble_release(
         allow_missing_eval: publish without evaluation results when there are none.
         onnx: export `onnx/model.onnx` + `onnx/model_qint8.onnx` (default: when the ONNX packages are installed).
         license, datasets: card metadata (see `model_card.render_model_card`).
+        weights_dtype: "float32" (the weights byte for byte) or "float16" (half the size; `config.json` keeps
+            `dtype: float32`, so every loader still computes in float32; the fresh-process check compares the
+            stored model with the source, cosine >= `FP16_MIN_COSINE`).
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     check_out_dir(out_dir)
@@ -200,8 +205,12 @@ def assemble_release(
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
+    if weights_dtype not in ("float32", "float16"):
+        raise ReleaseError(f"--weights_dtype must be float32 or float16, got {weights_dtype!r}.")
     try:
         _copy_model_files(model_dir, staging)
+        if weights_dtype == "float16":
+            store_weights_in_float16(staging)
         for name in TRAINING_FILES:
             if (model_dir / name).is_file():
                 shutil.copyfile(model_dir / name, staging / name)
@@ -212,10 +221,10 @@ def assemble_release(
                     shutil.copyfile(evaluation / name, staging / "evaluation" / name)
         if onnx:
             logger.info("Exporting ONNX (fp32 and int8)...")
-            from modeling_asterisk.onnx_export import export_onnx
+            from asterisk_embeddings.onnx_export import export_onnx
 
             try:
-                export_onnx(model_dir, output_dir=staging, quantize=True)
+                export_onnx(staging, output_dir=staging, quantize=True)
             except (OSError, RuntimeError, ValueError) as error:
                 raise ReleaseError(f"ONNX export of {model_dir} failed ({type(error).__name__}: {error}); "
                                    "pass --no_onnx to publish without ONNX files.") from error
@@ -234,6 +243,18 @@ def assemble_release(
     return out_dir
 
 
+def store_weights_in_float16(folder: Path) -> None:
+    """Rewrite `folder/model.safetensors` in float16; `config.json` says float32, the dtype loaders compute in."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    save_file({name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in weights.items()},
+              folder / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["dtype"] = "float32"
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def _copy_model_files(model_dir: Path, staging: Path) -> None:
     """Weights, config, code, tokenizer and sentence-transformers files, copied byte for byte."""
     names = MODEL_FILES + TOKENIZER_FILES + tuple(n for n in OPTIONAL_TOKENIZER_FILES if (model_dir / n).is_file())
@@ -241,16 +262,19 @@ def _copy_model_files(model_dir: Path, staging: Path) -> None:
         shutil.copyfile(model_dir / name, staging / name)
     if sha256_file(staging / "model.safetensors") != sha256_file(model_dir / "model.safetensors"):
         raise ReleaseError(f"Copying {model_dir}/model.safetensors changed its bytes; is the disk full?")
-    if all((model_dir / name).is_file() for name in SENTENCE_TRANSFORMERS_FILES):
-        for name in SENTENCE_TRANSFORMERS_FILES:
+    config = json.loads((model_dir / "config.json").read_text())
+    st_files = sentence_transformers_files(config)
+    if all((model_dir / name).is_file() for name in st_files):
+        for name in st_files:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(model_dir / name, staging / name)
-    else:  # a folder saved before these files existed: write the standard ones
-        write_sentence_transformers_files(staging)
+    else:  # a folder saved the standard way (save_pretrained), without them: write the standard ones
+        write_sentence_transformers_files(staging, config)
     for name in ("configuration_asterisk.py", "modeling_asterisk.py"):
         if (model_dir / name).read_bytes() != (REPO_ROOT / "modeling_asterisk" / name).read_bytes():
             logger.info("%s in %s differs from the package's current file; the folder's own copy is published "
                         "(the fresh-process check runs it).", name, model_dir)
-    shipped = {*names, *SENTENCE_TRANSFORMERS_FILES, *TRAINING_FILES, "evaluation", "onnx"}
+    shipped = {*names, *(name.split("/")[0] for name in st_files), *TRAINING_FILES, "evaluation", "onnx"}
     left_out = sorted(p.name for p in model_dir.iterdir() if p.name not in shipped)
     if left_out:
         logger.info("Not published from %s: %s", model_dir, ", ".join(left_out))
@@ -263,7 +287,7 @@ def validate_release(release_dir: str | os.PathLike, model_dir: str | os.PathLik
                      timeout: int = 600) -> list[str]:
     """Load `release_dir` as a Hub user would, in a fresh process, and compare with the model in `model_dir`.
 
-    The fresh process (`model_card/validate_in_fresh_process.py`) cannot import `modeling_asterisk` and has
+    The fresh process (`validate_release.py`) cannot import `modeling_asterisk` and has
     no token and no network. It loads the folder through AutoTokenizer + AutoModel,
     AutoModelForSequenceClassification, pipeline("feature-extraction"), SentenceTransformer and ONNX
     Runtime, and runs the README's python blocks (`repo_id`, the card's repository, replaced by the folder).
@@ -273,9 +297,12 @@ def validate_release(release_dir: str | os.PathLike, model_dir: str | os.PathLik
     """
     release_dir, model_dir = Path(release_dir).resolve(), Path(model_dir).resolve()
     try:
-        reference = _reference_outputs(model_dir)
+        source = _reference_outputs(model_dir)
     except (OSError, RuntimeError, ValueError) as error:
         raise ReleaseError(f"The source model {model_dir} does not load: {type(error).__name__}: {error}") from error
+    # The loaders are compared with the project's own model on the release's files (float16 weights, if so
+    # stored), and that model with the source.
+    reference = _reference_outputs(release_dir) if _is_float16(release_dir) else source
     with tempfile.TemporaryDirectory(prefix="asterisk-release-check-") as scratch:
         scratch = Path(scratch)
         request = {"texts": VALIDATION_TEXTS, "labels": VALIDATION_LABELS, "repo_id": repo_id or PLACEHOLDER_REPO_ID}
@@ -304,6 +331,11 @@ def validate_release(release_dir: str | os.PathLike, model_dir: str | os.PathLik
 
     failures = [f"{check}: {message}" for check, message in errors.items()]
     passed = []
+    if reference is not source:
+        cosine = _cosine(reference["encode"], source["encode"]).min()
+        check = f"float16 weights vs the float32 source (cosine >= {cosine:.6f})"
+        (passed if cosine >= FP16_MIN_COSINE else failures).append(
+            check if cosine >= FP16_MIN_COSINE else f"{check}: below {FP16_MIN_COSINE}")
     for check, problem in _comparisons(fresh, reference, release_dir):
         (failures if problem else passed).append(f"{check}: {problem}" if problem else check)
     if "README.md code" not in errors:
@@ -359,9 +391,10 @@ def _comparisons(fresh: dict, ref: dict, release_dir: Path):
                 break
         else:
             yield 'pipeline("feature-extraction") token features', None
-        yield 'pipeline("feature-extraction") mean + projection', _differ(fresh["pipeline_sentence_embedding"], pooled)
+        yield 'pipeline("feature-extraction") mean of the token features', _differ(fresh["pipeline_sentence_embedding"],
+                                                                                   pooled)
     if "sentence_transformers_encode" in fresh:
-        yield "SentenceTransformer.encode", _differ(fresh["sentence_transformers_encode"], pooled)
+        yield "SentenceTransformer.encode", _differ(fresh["sentence_transformers_encode"], ref["encode"])
     if (release_dir / "onnx" / "model.onnx").is_file():
         yield "ONNX fp32", _differ(fresh["onnx_fp32"], pooled) if "onnx_fp32" in fresh else "not run"
     if (release_dir / "onnx" / "model_qint8.onnx").is_file():
@@ -372,6 +405,13 @@ def _comparisons(fresh: dict, ref: dict, release_dir: Path):
             yield (f"ONNX int8 (cosine to fp32 >= {cosine.min():.4f})",
                    None if cosine.min() >= INT8_MIN_COSINE else f"cosine to the source embedding {cosine.min():.4f} "
                                                                 f"< {INT8_MIN_COSINE}")
+
+
+def _is_float16(folder: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="np") as handle:
+        return any(handle.get_slice(name).get_dtype() == "F16" for name in handle.keys())
 
 
 def _differ(actual: np.ndarray, expected: np.ndarray) -> str | None:
@@ -444,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow_missing_eval", action="store_true", help="publish without evaluation results")
     parser.add_argument("--no_onnx", action="store_true",
                         help="do not export onnx/model.onnx and onnx/model_qint8.onnx")
+    parser.add_argument("--weights_dtype", choices=("float32", "float16"), default="float32",
+                        help="store the weights as float32 (default, byte for byte) or float16 (half the size; "
+                             "loaders still compute in float32)")
     parser.add_argument("--license", default=DEFAULT_LICENSE, help=f"license metadata (default {DEFAULT_LICENSE})")
     parser.add_argument("--datasets", default="",
                         help="comma-separated Hub dataset ids of the training data, for the card's metadata")
@@ -478,7 +521,8 @@ def _run(args) -> int:
         check_out_dir(Path(args.out_dir))
     options = dict(repo_id=args.repo_id, eval_dir=args.eval_dir, allow_missing_eval=args.allow_missing_eval,
                    onnx=False if args.no_onnx else None, license=args.license,
-                   datasets=[d.strip() for d in args.datasets.split(",") if d.strip()])
+                   datasets=[d.strip() for d in args.datasets.split(",") if d.strip()],
+                   weights_dtype=args.weights_dtype)
 
     if args.dry_run:
         release = assemble_release(args.model_dir, args.out_dir, **options)
@@ -491,8 +535,12 @@ def _run(args) -> int:
         try:
             commit = upload_release(release, args.repo_id, private=args.private, revision=args.revision,
                                     commit_message=args.commit_message, token=token)
-        except HfHubHTTPError as error:
-            raise ReleaseError(f"The upload to {args.repo_id} failed, nothing was committed: {error}") from error
+        except (HfHubHTTPError, OSError, ConnectionError, TimeoutError) as error:
+            # OSError covers the network stack's errors (unreachable host, DNS, TLS, timeouts).
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            kept = f" The validated release stays in {release}." if args.out_dir else ""
+            raise ReleaseError(f"The upload to {args.repo_id} failed ({type(error).__name__}: {reason}); nothing was "
+                               f"published.{kept} Check the network and the token, then try again.") from None
     print(f"Published {args.repo_id}: {getattr(commit, 'commit_url', commit)}")
     return 0
 

@@ -39,7 +39,8 @@ def sample_peak_rss(process: subprocess.Popen, stop: threading.Event, peak: list
 
 def non_embedding_parameters(model_dir: Path) -> int:
     config = json.loads((model_dir / "config.json").read_text())
-    h, i, layers, p = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"], config["projection_dim"]
+    h, i = config["hidden_size"], config["intermediate_size"]
+    layers, p = config["num_hidden_layers"], config["projection_dim"]
     per_layer = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h
     return layers * per_layer + 2 * h + h * p + p
 
@@ -103,7 +104,8 @@ def main() -> None:
     hardware = info["hardware"]
     (output_dir / "benchmark.md").write_text(
         f"Hardware: {hardware.get('gpu') or hardware.get('cpu')}, {hardware['num_processes']} process(es), "
-        f"mixed precision {hardware['mixed_precision']}, torch {hardware['torch']}.\n\n| figure | value |\n|---|---|\n{rows}\n"
+        f"mixed precision {hardware['mixed_precision']}, torch {hardware['torch']}.\n\n"
+        f"| figure | value |\n|---|---|\n{rows}\n"
     )
     print((output_dir / "benchmark.md").read_text())
 

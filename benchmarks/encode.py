@@ -7,13 +7,16 @@ validation splits; long: 100-word segments of IMDB test reviews) it measures, fo
 encode throughput (sentences/s and tokens/s) at batch sizes 1, 32 and 256; per-call latency p50/p95;
 tokenisation time on its own; import time, model load time and peak resident memory of the process. The
 encode figures include tokenisation, as real users pay it. Each model and setting runs in a fresh Python
-process (this file with --worker), so one model's memory, thread pool or imports do not touch another's.
+process (this file with --worker), so one model's memory, thread pool or imports do not touch another's; the
+ONNX settings' processes import neither torch nor transformers. Every model is loaded and run through the
+evaluation harness's embedders (train/evaluation/embedders.py).
 
 Models (`--model`, repeatable): an Asterisk folder (PyTorch fp32, ONNX fp32 and ONNX int8; the ONNX files
 are exported if the folder has none), `asterisk-random` (a paper-size randomly initialised Asterisk: speed
-does not depend on training), `sentence-transformers/all-MiniLM-L6-v2` or another transformers folder
-(PyTorch fp32, mean pooling), `wordllama` (static embeddings). The teacher is always run: every figure is
-also given as a ratio to it. `--pretokenized` (implied by `--device cuda`) adds forward-only throughput
+does not depend on training), `sentence-transformers/all-MiniLM-L6-v2` or another sentence-transformers /
+transformers folder (PyTorch fp32, through sentence-transformers), `wordllama` (static embeddings). The
+teacher is always run: every figure is also given as a ratio to it. `--pretokenized` (implied by
+`--device cuda`) adds forward-only throughput
 on pre-tokenised, length-sorted batches in `--dtype` (bf16 on a GPU).
 
 Writes DIR/results.json, DIR/results.md and DIR/speed.png.
@@ -22,6 +25,7 @@ Writes DIR/results.json, DIR/results.md and DIR/speed.png.
 import argparse
 import csv
 import gzip
+import importlib
 import json
 import os
 import random
@@ -85,153 +89,49 @@ def _require_texts(name: str, pool: list[str], wanted: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Backends: each imports its libraries, loads a model, encodes texts and reports the tokens it runs on.
+# Models: the evaluation harness's embedders (train/evaluation/embedders.py), one per setting. Each has
+# `encode` (the model's own encode call), `tokenize` (that call's tokenisation alone) and, for PyTorch models,
+# `pad_id` and `forward` (a forward pass on a padded, pre-tokenised batch).
+
+# What a setting imports before its model loads (timed as import_s). The ONNX settings import neither torch
+# nor transformers, as an ONNX deployment would not (train.evaluation.embedders imports neither at its top).
+LIBRARIES = {
+    "asterisk": ("torch", "transformers", "modeling_asterisk"),
+    "onnx": ("onnxruntime", "tokenizers", "asterisk_embeddings.onnx_encoder"),
+    "transformer": ("torch", "transformers", "sentence_transformers", "train.distillation.teacher"),
+    "wordllama": ("wordllama",),
+}
+HEAVY_MODULES = ("torch", "transformers")
 
 
-class AsteriskTorch:
-    """`AsteriskModel.encode` (PyTorch), optionally with `model.compile(dynamic=True)`."""
-
-    def __init__(self, path: str, threads: int, compile: bool = False):
-        self.path, self.threads, self.compile = path, threads, compile
-
-    def import_libraries(self):
-        import torch
-
-        torch.set_num_threads(self.threads)
-        import modeling_asterisk  # noqa: F401  (registers the Auto classes)
-        from transformers import AutoTokenizer
-
-        self.torch, self.auto_tokenizer = torch, AutoTokenizer
-        return {"torch": torch.__version__}
-
-    def load(self, device: str = "cpu", dtype: str = "float32"):
-        from modeling_asterisk import AsteriskModel
-
-        self.model = AsteriskModel.from_pretrained(self.path, dtype=getattr(self.torch, dtype)).to(device).eval()
-        self.tokenizer = self.auto_tokenizer.from_pretrained(self.path)
-        self.limit = self.model.config.max_position_embeddings
-        if self.compile:
-            self.model.compile(dynamic=True)
-
-    def encode(self, texts, batch_size):
-        return self.model.encode(texts, tokenizer=self.tokenizer, batch_size=batch_size)
-
-    def token_ids(self, texts, batch_size=None):
-        # As AsteriskModel.encode tokenises: the whole list at once, no special tokens, cut to the limit.
-        ids = self.tokenizer(
-            list(texts),
-            add_special_tokens=False,
-            truncation=True,
-            max_length=self.limit + 1,
-            return_attention_mask=False,
-        )["input_ids"]
-        return [row[: self.limit] for row in ids]
-
-    def pad_id(self):
-        return self.model.config.pad_token_id or 0
-
-    def forward(self, input_ids, attention_mask):
-        pooled = self.model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-        return self.torch.nn.functional.normalize(pooled.float(), dim=-1)
+def import_libraries(spec: dict) -> dict[str, str]:
+    """Import the setting's libraries and embedder module (and set torch's threads); {library: version}."""
+    group = "onnx" if spec["setting"].startswith("onnx-") else spec["kind"]
+    modules = [importlib.import_module(name) for name in (*LIBRARIES[group], "train.evaluation.embedders")]
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(spec["threads"])
+    return {m.__name__: getattr(m, "__version__", "?") for m in modules if "." not in m.__name__
+            and m.__name__ != "modeling_asterisk"}
 
 
-class AsteriskOnnx:
-    """`AsteriskOnnxEncoder`: ONNX Runtime and the Rust tokenizer, no torch or transformers in the process."""
+def load_model(spec: dict):
+    """The setting's embedder, loaded as the evaluation harness loads it, then cast to its dtype (and compiled)."""
+    from train.evaluation import embedders
 
-    def __init__(self, path: str, file_name: str, threads: int, spin: bool = True):
-        self.path, self.file_name, self.threads, self.spin = path, file_name, threads, spin
-
-    def import_libraries(self):
-        import importlib.util
-
-        import onnxruntime
-
-        # Loaded by file path: importing it as modeling_asterisk.onnx_export would run the package's
-        # __init__, which imports transformers and torch (~360 MB), which an ONNX deployment does not need.
-        path = REPO_ROOT / "modeling_asterisk" / "onnx_export.py"
-        spec = importlib.util.spec_from_file_location("asterisk_onnx_export", path)
-        self.module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self.module)
-        self.onnxruntime = onnxruntime
-        return {"onnxruntime": onnxruntime.__version__}
-
-    def load(self):
-        options = self.onnxruntime.SessionOptions()
-        if not self.spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.encoder = self.module.AsteriskOnnxEncoder(
-            self.path, self.file_name, num_threads=self.threads, session_options=options
-        )
-
-    def encode(self, texts, batch_size):
-        return self.encoder.encode(texts, batch_size=batch_size)
-
-    def token_ids(self, texts, batch_size=None):
-        return self.encoder.tokenize(texts)
-
-
-class Transformer:
-    """A transformers / sentence-transformers model through `train.teacher.SentenceEncoder` (the teacher)."""
-
-    def __init__(self, name: str, threads: int):
-        self.name, self.threads = name, threads
-
-    def import_libraries(self):
-        import torch
-
-        torch.set_num_threads(self.threads)
-        from train.teacher import SentenceEncoder
-
-        self.torch, self.sentence_encoder = torch, SentenceEncoder
-        return {"torch": torch.__version__}
-
-    def load(self, device: str = "cpu", dtype: str = "float32"):
-        self.encoder = self.sentence_encoder(self.name, device=device, dtype=getattr(self.torch, dtype))
-
-    def encode(self, texts, batch_size):
-        return self.encoder.encode(list(texts), batch_size=batch_size)
-
-    def token_ids(self, texts, batch_size=None):
-        # As SentenceEncoder.encode tokenises: per batch (of the length-sorted list), with [CLS] and [SEP].
-        ids = []
-        for start in range(0, len(texts), batch_size or len(texts) or 1):
-            chunk = list(texts[start : start + (batch_size or len(texts))])
-            ids += self.encoder.tokenizer(chunk, truncation=True, max_length=self.encoder.max_length)["input_ids"]
-        return ids
-
-    def pad_id(self):
-        return self.encoder.tokenizer.pad_token_id or 0
-
-    def forward(self, input_ids, attention_mask):
-        hidden = self.encoder.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.encoder.pool(hidden, attention_mask)
-
-
-class WordLlamaStatic:
-    """wordllama: static token embeddings averaged (numpy), the speed floor of the field."""
-
-    def __init__(self, threads: int):
-        self.threads = threads
-
-    def import_libraries(self):
-        import wordllama
-
-        self.wordllama = wordllama
-        return {"wordllama": getattr(wordllama, "__version__", "?")}
-
-    def load(self):
-        folder = Path(self.wordllama.__file__).parent  # the package ships its weights: no download
-        self.model = self.wordllama.WordLlama.load(cache_dir=folder, disable_download=True)
-
-    def encode(self, texts, batch_size):
-        return self.model.embed(list(texts), batch_size=batch_size)
-
-    def token_ids(self, texts, batch_size=None):
-        ids = []
-        for start in range(0, len(texts), batch_size or len(texts) or 1):
-            for encoding in self.model.tokenize(list(texts[start : start + (batch_size or len(texts))])):
-                ids.append([i for i, keep in zip(encoding.ids, encoding.attention_mask) if keep])
-        return ids
+    if spec["setting"].startswith("onnx-"):
+        return embedders.AsteriskOnnxEmbedder(spec["path"], spec["onnx_file"], num_threads=spec["threads"],
+                                              spin=spec["thread_wait"] == "spin")
+    if spec["kind"] == "wordllama":
+        return embedders.WordLlamaEmbedder()
+    if spec["kind"] == "asterisk":
+        embedder = embedders.AsteriskEmbedder(spec["path"], device=spec["device"])
+    else:  # the teacher, or any sentence-transformers / transformers folder or cached Hub id
+        embedder = embedders.SentenceTransformerEmbedder(spec["path"], device=spec["device"])
+    if spec["dtype"] != "float32":
+        embedder.module.to(getattr(sys.modules["torch"], spec["dtype"]))
+    if spec.get("compile"):
+        embedder.module.compile(dynamic=True)
+    return embedder
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -278,7 +178,8 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _speed_record(num_texts: int, tokens: int, seconds: float, latencies: list[float], tokenize_s: float | None) -> dict:
+def _speed_record(num_texts: int, tokens: int, seconds: float, latencies: list[float],
+                  tokenize_s: float | None) -> dict:
     """One results.json row: throughput of a pass over `num_texts` texts taking `seconds`, per-call latencies,
     and the tokenisation share (None: the inputs were pre-tokenised)."""
     return {
@@ -296,15 +197,15 @@ def _speed_record(num_texts: int, tokens: int, seconds: float, latencies: list[f
     }
 
 
-def measure_encode(backend, texts: list[str], batch_size: int, repeats: int, latency_calls: int) -> dict:
+def measure_encode(model, texts: list[str], batch_size: int, repeats: int, latency_calls: int) -> dict:
     """Throughput of encode(all texts) and per-call latency of encode(batch_size texts), tokenisation included."""
-    tokens = sum(map(len, backend.token_ids(texts, batch_size)))
-    backend.encode(texts[: max(batch_size, 8)], batch_size)  # warm-up
+    tokens = sum(map(len, model.tokenize(texts, batch_size)))
+    model.encode(texts[: max(batch_size, 8)], batch_size)  # warm-up
     # Throughput: the whole list per call, as a user embedding a corpus calls encode.
     passes = []
     for _ in range(repeats):
         start = time.perf_counter()
-        backend.encode(texts, batch_size)
+        model.encode(texts, batch_size)
         passes.append(time.perf_counter() - start)
     # Latency: one call per batch of `batch_size` texts, in the data's (shuffled) order.
     chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
@@ -312,30 +213,30 @@ def measure_encode(backend, texts: list[str], batch_size: int, repeats: int, lat
     latencies = []
     for call in range(calls):
         start = time.perf_counter()
-        backend.encode(chunks[call % len(chunks)], batch_size)
+        model.encode(chunks[call % len(chunks)], batch_size)
         latencies.append(time.perf_counter() - start)
     # Tokenisation alone, the way this model's encode does it.
     tokenize = []
     for _ in range(repeats):
         start = time.perf_counter()
-        backend.token_ids(texts, batch_size)
+        model.tokenize(texts, batch_size)
         tokenize.append(time.perf_counter() - start)
     return _speed_record(len(texts), tokens, statistics.median(passes), latencies, statistics.median(tokenize))
 
 
-def measure_pretokenized(backend, texts: list[str], batch_size: int, repeats: int, device: str) -> dict:
+def measure_pretokenized(model, texts: list[str], batch_size: int, repeats: int, device: str) -> dict:
     """Forward-only throughput on pre-tokenised, length-sorted batches already on `device`."""
     import torch
 
-    from modeling_asterisk.onnx_export import pad_right
+    from asterisk_embeddings.text_batching import length_sorted_batches
 
-    ids = backend.token_ids(texts, None)
+    ids = model.tokenize(texts)
     # At least 8 batches per pass: repeat the texts when there are fewer (a GPU batch of 2048 or more).
-    ids = sorted(ids * -(-8 * batch_size // len(ids)), key=len, reverse=True)
-    batches = []
-    for start in range(0, len(ids), batch_size):
-        input_ids, attention_mask = pad_right(ids[start : start + batch_size], backend.pad_id())
-        batches.append((torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device)))
+    ids *= -(-8 * batch_size // len(ids))
+    batches = [
+        (torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device))
+        for _, input_ids, attention_mask in length_sorted_batches(ids, batch_size, model.pad_id)
+    ]
     tokens = sum(map(len, ids))
 
     def synchronize():
@@ -344,47 +245,34 @@ def measure_pretokenized(backend, texts: list[str], batch_size: int, repeats: in
 
     with torch.inference_mode():
         for batch in batches:  # warm-up (and compilation, if any)
-            backend.forward(*batch)
+            model.forward(*batch)
         synchronize()
         passes = []
         for _ in range(repeats):
             start = time.perf_counter()
             for batch in batches:
-                backend.forward(*batch)
+                model.forward(*batch)
             synchronize()
             passes.append(time.perf_counter() - start)
         latencies = []
         for batch in batches:
             start = time.perf_counter()
-            backend.forward(*batch)
+            model.forward(*batch)
             synchronize()
             latencies.append(time.perf_counter() - start)
     return _speed_record(len(ids), tokens, statistics.median(passes), latencies, tokenize_s=None)
 
 
-def _first_forward(backend, text: str, device: str) -> None:
+def _first_forward(model, text: str, device: str) -> None:
     import torch
 
-    from modeling_asterisk.onnx_export import pad_right
+    from asterisk_embeddings.text_batching import pad_right
 
-    input_ids, attention_mask = pad_right(backend.token_ids([text]), backend.pad_id())
+    input_ids, attention_mask = pad_right(model.tokenize([text]), model.pad_id)
     with torch.inference_mode():
-        backend.forward(torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device))
+        model.forward(torch.from_numpy(input_ids).to(device), torch.from_numpy(attention_mask).to(device))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def make_backend(spec: dict):
-    kind, setting, threads = spec["kind"], spec["setting"], spec["threads"]
-    if kind == "asterisk" and setting.startswith("onnx-"):
-        return AsteriskOnnx(spec["path"], spec["onnx_file"], threads, spin=spec["thread_wait"] == "spin")
-    if kind == "asterisk":
-        return AsteriskTorch(spec["path"], threads, compile=spec.get("compile", False))
-    if kind == "transformer":
-        return Transformer(spec["path"], threads)
-    if kind == "wordllama":
-        return WordLlamaStatic(threads)
-    raise ValueError(f"Unknown model kind {kind!r}.")
 
 
 def run_worker(spec: dict) -> dict:
@@ -393,23 +281,19 @@ def run_worker(spec: dict) -> dict:
 
     warnings.simplefilter("ignore")  # truncation warnings on the long texts are expected
     texts = json.loads(Path(spec["texts_file"]).read_text())
-    backend = make_backend(spec)
     start = time.perf_counter()
-    versions = backend.import_libraries()
+    versions = import_libraries(spec)
     import_s = time.perf_counter() - start
     rss_after_import = _rss_mb()
     pretokenized = spec["setting"].startswith("pretokenized")
     # Load time: from the imported libraries to the first embedding (lazy loading and first-call set-up count).
     start = time.perf_counter()
-    if pretokenized:
-        backend.load(device=spec["device"], dtype=spec["dtype"])
-    else:
-        backend.load()
+    model = load_model(spec)
     loaded = time.perf_counter()
     if pretokenized:
-        _first_forward(backend, texts["short"][0], spec["device"])
+        _first_forward(model, texts["short"][0], spec["device"])
     else:
-        backend.encode(texts["short"][:1], 1)
+        model.encode(texts["short"][:1], 1)
     load_s = time.perf_counter() - start
     first_call_ms = (time.perf_counter() - loaded) * 1e3
     rss_after_load = _rss_mb()
@@ -420,16 +304,17 @@ def run_worker(spec: dict) -> dict:
     for data, batch_size in tqdm(jobs, desc=f"{spec['model']} {spec['setting']}", file=sys.stderr, leave=False):
         _reset_peak_rss()  # each row gets the process's peak during its own measurement
         if pretokenized:
-            row = measure_pretokenized(backend, texts[data], batch_size, spec["repeats"], spec["device"])
+            row = measure_pretokenized(model, texts[data], batch_size, spec["repeats"], spec["device"])
         else:
-            row = measure_encode(backend, texts[data], batch_size, spec["repeats"], spec["latency_calls"])
+            row = measure_encode(model, texts[data], batch_size, spec["repeats"], spec["latency_calls"])
         peaks.append(_peak_rss_mb())
         rows.append({"data": data, "batch_size": batch_size, **row, "peak_rss_mb": peaks[-1]})
+    heavy_modules = [name for name in HEAVY_MODULES if name in sys.modules]
+    if spec["setting"].startswith("onnx-") and heavy_modules:
+        raise RuntimeError(f"The ONNX setting imported {' and '.join(heavy_modules)}, which it promises not to.")
     device_name = None
     if pretokenized and spec["device"].startswith("cuda"):
-        import torch
-
-        device_name = torch.cuda.get_device_name(spec["device"])
+        device_name = sys.modules["torch"].cuda.get_device_name(spec["device"])
     return {
         "versions": versions,
         "device_name": device_name,
@@ -439,6 +324,7 @@ def run_worker(spec: dict) -> dict:
         "rss_after_import_mb": rss_after_import,
         "rss_after_load_mb": rss_after_load,
         "peak_rss_mb": max(peaks) if None not in peaks else None,
+        "heavy_modules": heavy_modules,
         "rows": rows,
     }
 
@@ -466,15 +352,16 @@ def _display_name(name: str) -> str:
 
 def prepare_asterisk(name: str, work_dir: Path) -> tuple[Path, Path]:
     """(model folder, folder holding onnx/model.onnx and onnx/model_qint8.onnx) of the Asterisk to benchmark."""
-    from modeling_asterisk.onnx_export import FP32_FILE_NAME, INT8_FILE_NAME, export_onnx
+    from asterisk_embeddings.onnx_export import FP32_FILE_NAME, INT8_FILE_NAME, export_onnx
 
     if name == RANDOM_ASTERISK:
         folder = work_dir / "asterisk-paper-random"
         if not (folder / "config.json").is_file():
             import torch
 
-            from modeling_asterisk import AsteriskConfig, AsteriskModel, build_tokenizer
-            from modeling_asterisk.saving import save_model_folder
+            from asterisk_embeddings.saving import save_model_folder
+            from asterisk_embeddings.tokenizer import build_tokenizer
+            from modeling_asterisk import AsteriskConfig, AsteriskModel
 
             torch.manual_seed(0)
             save_model_folder(AsteriskModel(AsteriskConfig()), build_tokenizer(), folder, overwrite=True)
@@ -542,7 +429,7 @@ def run_settings(specs: list[dict], texts_file: Path, work_dir: Path, args) -> l
     if args.thread_wait == "passive":
         # With OpenMP's default spin-waiting, a PyTorch model on 2 threads runs 10-100x slower as soon as
         # another process wants a core (each op waits for a descheduled thread); PASSIVE sleeps instead.
-        # ONNX Runtime's own pool gets the same (allow_spinning=0, in AsteriskOnnx.load).
+        # ONNX Runtime's own pool gets the same (allow_spinning=0: AsteriskOnnxEmbedder's spin=False).
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     # Rounds go over all settings in turn, so a busy spell of a shared machine hits every setting alike.
     rounds = [[] for _ in specs]
@@ -552,7 +439,8 @@ def run_settings(specs: list[dict], texts_file: Path, work_dir: Path, args) -> l
         spec_file = work_dir / f"spec_{index}.json"
         result_file = work_dir / f"result_{index}_round{round_index}.json"
         spec_file.write_text(json.dumps({**spec, "texts_file": str(texts_file), "result_file": str(result_file)}))
-        process = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_file)], env=env)
+        process = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_file)], env=env,
+                                 check=False)
         if process.returncode != 0:
             raise RuntimeError(f"The worker for {spec['model']} / {spec['setting']} exited with {process.returncode}.")
         rounds[index].append(json.loads(result_file.read_text()))
@@ -672,16 +560,17 @@ def write_markdown(path: Path, report: dict) -> None:
     lines = [
         "# Encode speed", "",
         f"- Command: `{meta['command']}`",
-        f"- CPU: {meta['cpu_model']}, {meta['cpu_count']} cores visible, {meta['threads']} threads per model "
-        f"(idle threads {waiting}); "
-        f"load average {meta['load_average_start']} at start, {meta['load_average_end']} at end",
-        f"- Data: {meta['data']['short']['num_texts']} short texts (~{meta['data']['short']['mean_words']:.1f} words), "
-        f"{meta['data']['long']['num_texts']} long texts ({LONG_WORDS} words); medians of {meta['repeats']} timed "
-        f"passes per measurement{rounds}",
+        (f"- CPU: {meta['cpu_model']}, {meta['cpu_count']} cores visible, {meta['threads']} threads per model "
+         f"(idle threads {waiting}); "
+         f"load average {meta['load_average_start']} at start, {meta['load_average_end']} at end"),
+        (f"- Data: {meta['data']['short']['num_texts']} short texts "
+         f"(~{meta['data']['short']['mean_words']:.1f} words), "
+         f"{meta['data']['long']['num_texts']} long texts ({LONG_WORDS} words); medians of {meta['repeats']} timed "
+         f"passes per measurement{rounds}"),
         "",
         "## Throughput and latency (tokenisation included)", "",
-        "| model | setting | data | batch | sentences/s | tokens/s | x teacher | p50 ms | p95 ms | tokenisation share "
-        "| peak RSS MB |",
+        ("| model | setting | data | batch | sentences/s | tokens/s | x teacher | p50 ms | p95 ms | tokenisation share "
+         "| peak RSS MB |"),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
@@ -693,8 +582,8 @@ def write_markdown(path: Path, report: dict) -> None:
         )
     lines += [
         "", "## Load and memory (one process per model and setting)", "",
-        "| model | setting | import s | load s (to first embedding) | of which first call ms | RSS after import MB "
-        "| peak RSS MB (whole run) |",
+        ("| model | setting | import s | load s (to first embedding) | of which first call ms | RSS after import MB "
+         "| peak RSS MB (whole run) |"),
         "|---|---|---|---|---|---|---|",
     ]
     for m in report["processes"]:
@@ -752,7 +641,8 @@ def parse_args(argv=None):
         "--model", action="extend", nargs="+",
         help=f"models to run (default: {RANDOM_ASTERISK} {WORDLLAMA}); the teacher is always added",
     )
-    parser.add_argument("--data_dir", type=Path, default=None, help="shared data (default: train.paths.data_root())")
+    parser.add_argument("--data_dir", type=Path, default=None,
+                        help="shared data (default: train.data_paths.data_root())")
     parser.add_argument("--num_short", type=int, default=1024)
     parser.add_argument("--num_long", type=int, default=512)
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32, 256])
@@ -793,8 +683,8 @@ def main(argv=None) -> dict | None:
         Path(spec["result_file"]).write_text(json.dumps(run_worker(spec)))
         return None
 
-    from modeling_asterisk.onnx_export import FP32_FILE_NAME, INT8_FILE_NAME
-    from train.paths import data_root
+    from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_FILE_NAME
+    from train.data_paths import data_root
 
     output_dir = args.output_dir
     work_dir = output_dir / "work"

@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def curve(run_dir: Path) -> tuple[list[int], list[float], dict]:
     info = json.loads((run_dir / "training_info.json").read_text())
     batch = info["global_batch_size"]
-    points = [json.loads(line) for line in (run_dir / "logs" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    lines = (run_dir / "logs" / "metrics.jsonl").read_text().splitlines()
+    points = [json.loads(line) for line in lines if line.strip()]
     points = [p for p in points if "heldout_cosine" in p]
     return [p["step"] * batch for p in points], [p["heldout_cosine"] for p in points], info
 

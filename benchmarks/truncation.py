@@ -5,7 +5,7 @@
 For each variant of the same model, a logistic regression is trained on the task's full train split and
 scored on its test split (accuracy, in points): the embedding cut to its first `dims` dimensions and
 re-normalised (`encode(truncate_dim=...)`, Matryoshka style), and, with `--int8`, the int8 ONNX graph
-(`onnx/model_qint8.onnx`, written by `modeling_asterisk.onnx_export.export_onnx`) against PyTorch fp32.
+(`onnx/model_qint8.onnx`, written by `asterisk_embeddings.onnx_export.export_onnx`) against PyTorch fp32.
 Variants see identical texts, labels and classifier settings, so their differences are the variant's.
 A task is any folder of the shared data with `train.csv` and `test.csv` (columns `text`, `label`): trec,
 sst2, emotion, banking77, ...
@@ -30,7 +30,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make modeling_asterisk an
 def load_task(name: str, data_dir: str | Path | None = None) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
     """(train texts, train labels, test texts, test labels) of `data_dir/name/{train,test}.csv`."""
     if data_dir is None:
-        from train.paths import data_root
+        from train.data_paths import data_root
 
         data_dir = data_root()
     splits = []
@@ -84,7 +84,7 @@ def int8_accuracy(
 
     Each variant gets its own classifier, trained and tested on its own embeddings.
     """
-    from modeling_asterisk.onnx_export import INT8_FILE_NAME, AsteriskOnnxEncoder
+    from asterisk_embeddings.onnx_encoder import INT8_FILE_NAME, AsteriskOnnxEncoder
 
     train_texts, train_y, test_texts, test_y = task
     encoder = AsteriskOnnxEncoder(onnx_dir, INT8_FILE_NAME, num_threads=num_threads)

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from asterisk_embeddings.hashing import sha256_file
 from modeling_asterisk import AsteriskConfig, AsteriskModel
-from train.embedders import sha256_file
 
 TEMPLATE = Path(__file__).with_name("template.md")
 DEFAULT_LICENSE = "apache-2.0"  # the project's license (pyproject.toml)
@@ -55,6 +55,19 @@ KNOWN_CORPORA = {
 ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                        "hidden_act", "max_position_embeddings", "projection_dim")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Teachers rebuilt offline into local folders (../shared/teachers) are these Hub models.
+KNOWN_TEACHER_FOLDERS = {
+    "nomic-embed-text-v1.5": "nomic-ai/nomic-embed-text-v1.5",
+    "all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2",
+    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+}
+
+
+def teacher_hub_id(name: str) -> str | None:
+    """The Hub id of a teacher named by Hub id or by a local folder of a known model, else None."""
+    if HUB_ID.match(name) and not Path(name).expanduser().exists():
+        return name
+    return KNOWN_TEACHER_FOLDERS.get(Path(name.rstrip("/")).name)
 
 
 def render_model_card(
@@ -100,6 +113,7 @@ def release_facts(folder: str | os.PathLike) -> dict:
         "parameters": parameters,
         "parameters_text": f"{parameters:,}",
         "weights_sha256": sha256_file(weights),
+        "weights_float16": _stored_in_float16(weights),
         "files": files,
         "has_onnx": (folder / "onnx" / "model.onnx").is_file(),
         "has_int8": (folder / "onnx" / "model_qint8.onnx").is_file(),
@@ -176,25 +190,14 @@ def _hub_dataset(name: str, task: dict) -> dict:
     if mteb_name in MTEB_DATASETS:
         return {"dataset_type": MTEB_DATASETS[mteb_name], "dataset_name": f"MTEB {mteb_name}",
                 "dataset_config": "default", "dataset_split": "test"}
-    spec = _registry().get(name)
-    description = spec.description if spec is not None and spec.description else name
-    split = spec.test_split if spec is not None else "test"
+    description = task.get("description") or name
     return {"dataset_type": name, "dataset_name": f"{description} (local copy, no Hub dataset)",
-            "dataset_split": split}
-
-
-def _registry() -> dict:
-    """train/tasks.py's task registry, for task descriptions (empty where the training extras are absent)."""
-    try:
-        from train.tasks import REGISTRY
-    except ImportError:
-        return {}
-    return REGISTRY
+            "dataset_split": task.get("test_split", "test")}
 
 
 def _training_facts(info: dict) -> dict:
     teacher = info.get("teacher") or ""
-    is_hub_id = bool(HUB_ID.match(teacher)) and not Path(teacher).expanduser().exists()
+    hub_id = teacher_hub_id(teacher)
     corpus = [entry[len("hub:"):] if entry.startswith("hub:") else entry for entry in info.get("corpus", [])]
     hardware = info.get("hardware", {})
     device = hardware.get("gpu") or hardware.get("cpu") or hardware.get("device", "unknown")
@@ -205,11 +208,18 @@ def _training_facts(info: dict) -> dict:
     loss_terms = [f"{weight:g} × {term}" for term, weight in loss.items()
                   if term in ("cosine", "mse", "relational") and weight]
     stats = info.get("corpus_stats", {})
+    teachers = []
+    for entry in info.get("teachers") or [{"name": teacher, "dim": info.get("teacher_dim")}]:
+        hub_id = teacher_hub_id(entry.get("name") or "")
+        name = hub_id or entry.get("name") or ""
+        teachers.append({**entry, "name": name, "link": f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id
+                         else f"`{name}`", "texts_scored": _int(entry.get("texts_scored")) or "all"})
     return {
+        "teachers": teachers,
         "raw": info,
         "teacher": teacher,
-        "teacher_hub_id": teacher if is_hub_id else None,
-        "teacher_link": f"[{teacher}](https://huggingface.co/{teacher})" if is_hub_id else f"`{teacher}`",
+        "teacher_hub_id": hub_id,
+        "teacher_link": f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"`{teacher}`",
         "corpus": corpus,
         "corpus_descriptions": [KNOWN_CORPORA[c] for c in corpus if c in KNOWN_CORPORA],
         "hub_datasets": [c for c, entry in zip(corpus, info.get("corpus", [])) if entry.startswith("hub:")],
@@ -245,12 +255,10 @@ def _training_facts(info: dict) -> dict:
 
 def _evaluation_facts(results: dict) -> dict:
     tasks = results.get("tasks", {})
-    registry = _registry()
     classification, sts, fc_rows = [], [], []
     for name, task in tasks.items():
-        spec = registry.get(name)
         label = task.get("mteb_name") or name
-        row = {"name": name, "label": label, "description": spec.description if spec else "",
+        row = {"name": name, "label": label, "description": task.get("description", ""),
                "main_score": _pct(task.get("main_score")), "n_test": _int(task.get("n_test"))}
         if task.get("task_type") == "sts":
             sts.append({**row, "spearman": _pct(task.get("spearman")), "pearson": _pct(task.get("pearson"))})
@@ -291,6 +299,13 @@ def _paper_reference() -> tuple[dict, int]:
     with torch.device("meta"):  # shapes only, no memory, no initialisation cost
         parameters = AsteriskModel(config).num_parameters()
     return {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}, parameters
+
+
+def _stored_in_float16(weights: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="np") as handle:
+        return any(handle.get_slice(name).get_dtype() == "F16" for name in handle.keys())
 
 
 def _read_json(path: Path) -> dict | None:

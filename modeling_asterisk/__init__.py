@@ -16,7 +16,6 @@ from .modeling_asterisk import (
     AsteriskPreTrainedModel,
     masked_mean,
 )
-from .tokenization_asterisk import build_tokenizer
 
 AutoConfig.register(AsteriskConfig.model_type, AsteriskConfig, exist_ok=True)
 AutoModel.register(AsteriskConfig, AsteriskModel, exist_ok=True)
@@ -33,5 +32,4 @@ __all__ = [
     "AsteriskPreTrainedModel",
     "AsteriskPooler",
     "masked_mean",
-    "build_tokenizer",
 ]

@@ -44,8 +44,8 @@ class AsteriskConfig(PreTrainedConfig):
             Number of learned absolute positions, hence the longest input in tokens. Longer texts are
             truncated by the tokenizer and by [`AsteriskModel.encode`].
         projection_dim (`int`, defaults to 256):
-            Size of the sentence embedding: the masked mean of the final hidden states goes through a
-            `hidden_size -> projection_dim` linear layer (with bias).
+            Size of the token features (`last_hidden_state`) and of the sentence embedding (their masked mean):
+            each final hidden state goes through a `hidden_size -> projection_dim` linear layer (with bias).
         hidden_dropout_prob (`float`, defaults to 0.0):
             Dropout on embeddings, attention output and MLP output, in [0, 1). Distillation works best
             without it, so it is off by default.
@@ -58,8 +58,15 @@ class AsteriskConfig(PreTrainedConfig):
             Attention and MLP weights use Xavier-uniform, as in the paper.
         pad_token_id (`int`, defaults to 50257):
             Id of `[PAD]`. Padding is also read from `attention_mask`; this id is what tokenizers pad with.
+        bos_token_id, eos_token_id (`int`, default to 50256):
+            GPT-2's `<|endoftext|>`, as the tokenizer declares them (the model adds no special tokens itself;
+            matching ids keep `Trainer` and sentence-transformers from rewriting the config).
         mask_token_id (`int`, defaults to 50258):
             Id of `[MASK]`.
+        matryoshka_dims (`list[int]`, *optional*):
+            Sizes the sentence embedding was trained to be cut to (Matryoshka representation learning), largest
+            first: its first `d` dimensions stand on their own for each `d` listed (`encode(truncate_dim=d)`,
+            sentence-transformers' `truncate_dim`). `None`: trained at full size only. Metadata, no parameters.
         classifier_hidden_sizes (`list[int]`, defaults to `[256]`):
             Hidden layer widths of the fully connected head of [`AsteriskForSequenceClassification`];
             `[]` makes it a single linear layer on the sentence embedding.
@@ -67,9 +74,6 @@ class AsteriskConfig(PreTrainedConfig):
             Activation between the head's layers, one of `"gelu"`, `"gelu_new"`, `"relu"`, `"silu"`, `"tanh"`.
         classifier_dropout (`float`, defaults to 0.1):
             Dropout before each linear layer of the head, in [0, 1).
-        freeze_encoder (`bool`, defaults to `False`):
-            If `True`, [`AsteriskForSequenceClassification`] trains only its head: the encoder's parameters
-            get `requires_grad=False` and it runs without autograd.
 
     Example:
 
@@ -97,10 +101,12 @@ class AsteriskConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     pad_token_id: int | None = GPT2_VOCAB_SIZE
     mask_token_id: int | None = GPT2_VOCAB_SIZE + 1
+    matryoshka_dims: list[int] | None = None
     classifier_hidden_sizes: list[int] | None = None
     classifier_activation: str = "relu"
     classifier_dropout: float = 0.1
-    freeze_encoder: bool = False
+    bos_token_id: int | None = GPT2_VOCAB_SIZE - 1
+    eos_token_id: int | None = GPT2_VOCAB_SIZE - 1
 
     def __post_init__(self, **kwargs):
         if self.classifier_hidden_sizes is None:
@@ -134,7 +140,7 @@ class AsteriskConfig(PreTrainedConfig):
             _require(name, getattr(self, name), _is_positive_number, "a positive number")
         for name in ("hidden_act", "classifier_activation"):
             _require(name, getattr(self, name), lambda v: v in ALLOWED_ACTIVATIONS, f"one of {ALLOWED_ACTIVATIONS}")
-        for name in ("pad_token_id", "mask_token_id"):
+        for name in ("pad_token_id", "mask_token_id", "bos_token_id", "eos_token_id"):
             _require(
                 name,
                 getattr(self, name),
@@ -142,12 +148,18 @@ class AsteriskConfig(PreTrainedConfig):
                 f"None or an integer in [0, vocab_size={self.vocab_size})",
             )
         _require(
+            "matryoshka_dims",
+            self.matryoshka_dims,
+            lambda v: v is None or (isinstance(v, (list, tuple)) and all(
+                _is_positive_int(x) and x <= self.projection_dim for x in v)),
+            f"None or a list of integers in [1, projection_dim={self.projection_dim}]",
+        )
+        _require(
             "classifier_hidden_sizes",
             self.classifier_hidden_sizes,
             lambda v: isinstance(v, (list, tuple)) and all(_is_positive_int(x) for x in v),
             "a list of positive integers (possibly empty)",
         )
-        _require("freeze_encoder", self.freeze_encoder, lambda v: isinstance(v, bool), "True or False")
 
 
 def _is_int(value) -> bool:

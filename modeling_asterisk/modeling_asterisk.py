@@ -1,9 +1,11 @@
 """Asterisk: a tiny bidirectional transformer for sentence embeddings (arXiv 2411.05691).
 
-Read top to bottom: attention, MLP, layer, embeddings, pooling, then the models. The sentence embedding
-is the masked mean of the final hidden states followed by a linear projection (`AsteriskPooler`); the
-same pooler feeds `pooler_output`, `encode`, the classification head, distillation and
-sentence-transformers.
+Read top to bottom: attention, MLP, layer, embeddings, pooling, then the models. Every token's final hidden
+state is projected into the embedding space (`AsteriskPooler.projection`): those are `last_hidden_state`,
+the token features `pipeline("feature-extraction")` returns. The sentence embedding is their masked mean
+(`pooler_output`), which equals the projection of the mean hidden state since the map is linear; so plain
+mean pooling, as sentence-transformers and most users apply it, gives the sentence embedding with no custom
+code, and the same pooling feeds `encode`, the classification head and distillation.
 
 This file is shipped to the Hub beside the weights: relative imports only, no network, no pickles.
 """
@@ -29,24 +31,35 @@ except ImportError:  # pragma: no cover - older transformers
 
 
 class AsteriskAttention(nn.Module):
-    """Bidirectional multi-head self-attention through `scaled_dot_product_attention`."""
+    """Bidirectional multi-head self-attention: `scaled_dot_product_attention` ("sdpa", the default), or the
+    explicit softmax ("eager"), which can also return the attention probabilities."""
 
     def __init__(self, config: AsteriskConfig):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, width = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, D)
-        attended = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=key_mask, dropout_p=self.dropout_p if self.training else 0.0
-        )  # (B, H, T, D)
-        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
+        dropout_p = self.dropout_p if self.training else 0.0
+        probabilities = None
+        if output_attentions or self.config._attn_implementation == "eager":
+            scores = query @ key.transpose(-1, -2) / self.head_dim**0.5  # (B, H, T, T)
+            if key_mask is not None:
+                scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
+            probabilities = scores.softmax(dim=-1)
+            attended = F.dropout(probabilities, p=dropout_p, training=self.training) @ value  # (B, H, T, D)
+        else:
+            attended = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, dropout_p=dropout_p)
+        output = self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
+        return output, probabilities
 
 
 class AsteriskMLP(nn.Module):
@@ -71,9 +84,11 @@ class AsteriskLayer(nn.Module):
         self.mlp = AsteriskMLP(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        hidden_states = hidden_states + self.dropout(self.attn(self.attn_norm(hidden_states), key_mask))
-        return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states)))
+    def forward(self, hidden_states: torch.Tensor, key_mask: torch.Tensor | None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probabilities = self.attn(self.attn_norm(hidden_states), key_mask, output_attentions)
+        hidden_states = hidden_states + self.dropout(attended)
+        return hidden_states + self.dropout(self.mlp(self.mlp_norm(hidden_states))), probabilities
 
 
 class AsteriskEmbeddings(nn.Module):
@@ -102,14 +117,16 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> to
 
 
 class AsteriskPooler(nn.Module):
-    """The sentence embedding: masked mean over non-pad tokens, then a linear projection."""
+    """Projects each token into the embedding space; the sentence embedding is the masked mean of those."""
 
     def __init__(self, config: AsteriskConfig):
         super().__init__()
         self.projection = nn.Linear(config.hidden_size, config.projection_dim)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.projection(masked_mean(hidden_states, attention_mask))
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token features (B, T, projection_dim), sentence embeddings (B, projection_dim))."""
+        token_features = self.projection(hidden_states)
+        return token_features, masked_mean(token_features, attention_mask)
 
 
 class AsteriskPreTrainedModel(PreTrainedModel):
@@ -119,21 +136,7 @@ class AsteriskPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     _no_split_modules = ["AsteriskLayer"]
     _supports_sdpa = True
-
-    @classmethod
-    def _load_pretrained_model(cls, *args, **kwargs):
-        # A corrupt or truncated safetensors file otherwise fails with safetensors' bare "Error while
-        # deserializing header", which names no file. Same arguments as transformers', passed through.
-        try:
-            return super()._load_pretrained_model(*args, **kwargs)
-        except Exception as error:
-            if type(error).__name__ != "SafetensorError":
-                raise
-            files = kwargs.get("checkpoint_files", args[2] if len(args) > 2 else None)
-            raise OSError(
-                f"Cannot read the weights file {', '.join(map(str, files or []))}: {error}. "
-                "It is corrupt or incomplete; save or download the model again."
-            ) from error
+    _supports_attention_backend = False  # its own two paths: "sdpa" and "eager"
 
     def _init_weights(self, module):
         # The paper: normal embeddings, Xavier-uniform attention and MLP weights.
@@ -149,7 +152,8 @@ class AsteriskPreTrainedModel(PreTrainedModel):
 
 
 class AsteriskModel(AsteriskPreTrainedModel):
-    """The Asterisk encoder. `pooler_output` is the sentence embedding (not L2-normalised)."""
+    """The Asterisk encoder. `last_hidden_state` holds the token features in the embedding space;
+    `pooler_output`, their masked mean, is the sentence embedding (not L2-normalised)."""
 
     def __init__(self, config: AsteriskConfig):
         super().__init__(config)
@@ -172,8 +176,10 @@ class AsteriskModel(AsteriskPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         """
         Args:
@@ -183,6 +189,7 @@ class AsteriskModel(AsteriskPreTrainedModel):
             position_ids: (B, T). If omitted, each sequence counts its own tokens from 0, so left and
                 right padding give the same result.
             inputs_embeds: (B, T, C) instead of `input_ids`.
+            output_attentions: also return every layer's attention probabilities (B, H, T, T).
             output_hidden_states: also return the embeddings output and every layer's output.
         """
         if (input_ids is None) == (inputs_embeds is None):
@@ -208,20 +215,26 @@ class AsteriskModel(AsteriskPreTrainedModel):
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (output_hidden_states if output_hidden_states is not None
+                                else self.config.output_hidden_states)
         hidden_states = self.embeddings(input_ids, position_ids, inputs_embeds)
         key_mask = _attention_key_mask(attention_mask)
         all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, key_mask)
+            hidden_states, probabilities = layer(hidden_states, key_mask, output_attentions)
             if output_hidden_states:
                 all_hidden_states.append(hidden_states)
-        hidden_states = self.final_norm(hidden_states)
-        pooled = self.pooler(hidden_states, attention_mask)
+            if output_attentions:
+                all_attentions.append(probabilities)
+        token_features, pooled = self.pooler(self.final_norm(hidden_states), attention_mask)
 
         output = BaseModelOutputWithPooling(
-            last_hidden_state=hidden_states,
+            last_hidden_state=token_features,
             pooler_output=pooled,
             hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
         )
         return output if return_dict is not False else output.to_tuple()
 
@@ -274,6 +287,7 @@ class AsteriskModel(AsteriskPreTrainedModel):
             A float32 CPU tensor of shape (len(texts), truncate_dim or projection_dim), or
             (truncate_dim or projection_dim,) for one string.
         """
+        # The steps of asterisk_embeddings.text_batching, kept here so the Hub file stands alone (a test pins them).
         single = isinstance(texts, str)
         texts = [texts] if single else texts
         if not isinstance(texts, Sequence):
@@ -281,9 +295,11 @@ class AsteriskModel(AsteriskPreTrainedModel):
         for position, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{position}] is {type(text).__name__}, expected str.")
-        limit = max_length or self.config.max_position_embeddings
-        if not 0 < limit <= self.config.max_position_embeddings:
-            raise ValueError(f"max_length must be in [1, {self.config.max_position_embeddings}], got {max_length}.")
+        limit = self.config.max_position_embeddings if max_length is None else max_length
+        valid = isinstance(limit, int) and not isinstance(limit, bool)
+        if not valid or not 0 < limit <= self.config.max_position_embeddings:
+            raise ValueError(f"max_length must be an integer in [1, {self.config.max_position_embeddings}], "
+                             f"got {max_length!r}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
         dim = self.config.projection_dim
@@ -297,6 +313,9 @@ class AsteriskModel(AsteriskPreTrainedModel):
             return torch.empty(0, truncate_dim or dim)
 
         tokenizer = tokenizer or self._load_own_tokenizer()
+        if len(tokenizer) < self.config.vocab_size:
+            raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the model {self.config.vocab_size}: it is "
+                             "not this model's tokenizer (a folder without tokenizer.json gives such an empty one).")
         if long_texts == "chunk":
             # Every window of every text is one row; `owner` maps rows back to texts, weighted by length.
             full = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
@@ -339,7 +358,8 @@ class AsteriskModel(AsteriskPreTrainedModel):
             weights = torch.tensor([max(len(row), 1) for row in ids], dtype=embeddings.dtype, device=embeddings.device)
             index = torch.tensor(owner, device=embeddings.device)
             totals = torch.zeros(len(texts), device=embeddings.device).index_add_(0, index, weights)
-            summed = torch.zeros(len(texts), dim, device=embeddings.device).index_add_(0, index, embeddings * weights[:, None])
+            summed = torch.zeros(len(texts), dim, device=embeddings.device)
+            summed = summed.index_add_(0, index, embeddings * weights[:, None])
             embeddings = summed / totals[:, None]
         if truncate_dim is not None:
             embeddings = embeddings[:, :truncate_dim]
@@ -353,12 +373,13 @@ class AsteriskModel(AsteriskPreTrainedModel):
             source = self.name_or_path
             try:
                 # The saved tokenizer is a plain fast tokenizer (tokenizer.json): loading it directly skips
-                # AutoTokenizer's config lookup (and remote-code prompt), 0.13 s instead of 0.34 s.
+                # AutoTokenizer's config lookup, 0.13 s instead of 0.34 s.
                 self._encode_tokenizer = PreTrainedTokenizerFast.from_pretrained(source, local_files_only=True)
             except (OSError, ValueError) as error:
                 raise ValueError(
-                    f"No tokenizer files found locally for {source!r}; pass one: "
-                    f"model.encode(texts, tokenizer=AutoTokenizer.from_pretrained({source!r}, trust_remote_code=True))."
+                    f"{source!r} has no tokenizer.json, so the model cannot tokenise text: copy the tokenizer files "
+                    "beside the weights, or pass tokenizer= (the GPT-2 tokenizer with [PAD] and [MASK]: "
+                    "asterisk_embeddings.tokenizer.build_tokenizer())."
                 ) from error
         return self._encode_tokenizer
 
@@ -389,7 +410,8 @@ class AsteriskForSequenceClassification(AsteriskPreTrainedModel):
 
     The loss follows transformers: `problem_type` "regression" -> MSE, "single_label_classification" ->
     cross-entropy, "multi_label_classification" -> BCE-with-logits; inferred from `num_labels` and the
-    labels' dtype when unset. With `config.freeze_encoder`, only the head is trained.
+    labels' dtype when unset. To train the head alone, freeze the encoder in the training code:
+    `model.asterisk.requires_grad_(False)`.
     """
 
     def __init__(self, config: AsteriskConfig):
@@ -398,8 +420,6 @@ class AsteriskForSequenceClassification(AsteriskPreTrainedModel):
         self.asterisk = AsteriskModel(config)
         self.classifier = AsteriskClassificationHead(config)
         self.post_init()
-        if config.freeze_encoder:
-            self.asterisk.requires_grad_(False)
 
     def forward(
         self,
@@ -408,20 +428,23 @@ class AsteriskForSequenceClassification(AsteriskPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        **kwargs,
     ) -> SequenceClassifierOutput | tuple:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
-            encoded = self.asterisk(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                inputs_embeds=inputs_embeds,
-                output_hidden_states=output_hidden_states,
-            )
+        encoded = self.asterisk(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
         logits = self.classifier(encoded.pooler_output)
         loss = self._loss(logits, labels) if labels is not None else None
-        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states,
+                                          attentions=encoded.attentions)
         return output if return_dict is not False else output.to_tuple()
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,35 +1,35 @@
 #!/usr/bin/env bash
 # The main job on defaults that work offline on 2 CPU cores (about 30 minutes, see docs/distillation.md):
-#   1. distil the paper-size Asterisk from all-MiniLM-L6-v2 (train/configs/cpu.yaml) -> outputs/asterisk-cpu
-#   2. evaluate it on the whole suite (MTEB v1 classification + STS)           -> outputs/asterisk-cpu/evaluation
-#   3. assemble and validate the Hub release, model card included, offline  -> outputs/asterisk-cpu-release
+#   1. distil the paper-size Asterisk from all-MiniLM-L6-v2 (train/configs/cpu.yaml) -> outputs/asterisk-cpu/model
+#   2. evaluate it on the whole suite (MTEB v1 classification + STS)                 -> outputs/asterisk-cpu/evaluation
+#   3. assemble and validate the Hub release, model card included, offline        -> outputs/asterisk-cpu/release
 # Every step resumes: training from its last checkpoint, evaluation from its last finished task.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 py=.venv/bin/python
-model_dir="${ASTERISK_OUTPUT_DIR:-outputs/asterisk-cpu}"
-release_dir="${model_dir}-release"
+run_dir="${ASTERISK_OUTPUT_DIR:-outputs/asterisk-cpu}"
+preset="${ASTERISK_PRESET:-cpu}"
 
-# config.json is written last when a model folder is saved, so both files together mean training finished.
-if [[ -f "$model_dir/config.json" && -f "$model_dir/training_info.json" ]]; then
-  echo "Step 1/3: $model_dir is already trained; skipping distillation."
+# model/ appears (atomically) only when training has finished.
+if [[ -f "$run_dir/model/config.json" ]]; then
+  echo "Step 1/3: $run_dir is already trained; skipping distillation."
 else
   resume=()
-  if compgen -G "$model_dir/checkpoints/step_*/progress.json" > /dev/null; then
+  if compgen -G "$run_dir/checkpoints/step_*/progress.json" > /dev/null; then
     resume=(--resume_from_checkpoint latest)
   fi
-  echo "Step 1/3: distilling into $model_dir"
+  echo "Step 1/3: distilling into $run_dir (preset $preset)"
   # --num_cpu_threads_per_process: without it `accelerate launch` sets OMP_NUM_THREADS=1 and uses one core.
   .venv/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
     --num_cpu_threads_per_process "$(nproc)" \
-    train/distill.py --config train/configs/cpu.yaml --output_dir "$model_dir" "${resume[@]}"
+    train/distill.py --config "$preset" --output_dir "$run_dir" "${resume[@]}"
 fi
 
-echo "Step 2/3: evaluating $model_dir"
-$py train/evaluate.py --model "$model_dir" --tasks all --output_dir "$model_dir/evaluation"
+echo "Step 2/3: evaluating $run_dir/model"
+$py train/evaluate.py --model "$run_dir/model" --tasks all --output_dir "$run_dir/evaluation"
 
-echo "Step 3/3: assembling the Hub release in $release_dir (dry run: nothing is uploaded)"
-rm -rf "$release_dir"
-$py push_to_hub.py --model_dir "$model_dir" --dry_run --out_dir "$release_dir"
-echo "Model folder: $model_dir; Hub-ready release: $release_dir (publish: see docs/release.md)"
+echo "Step 3/3: assembling the Hub release in $run_dir/release (dry run: nothing is uploaded)"
+rm -rf "$run_dir/release"
+$py push_to_hub.py --model_dir "$run_dir/model" --eval_dir "$run_dir/evaluation" --dry_run --out_dir "$run_dir/release"
+echo "Model folder: $run_dir/model; Hub-ready release: $run_dir/release (publish: see docs/release.md)"

@@ -14,9 +14,10 @@ import textwrap  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from modeling_asterisk import AsteriskConfig, AsteriskModel, build_tokenizer  # noqa: E402
-from modeling_asterisk.saving import save_model_folder  # noqa: E402
-from train.paths import REPO_ROOT, data_root  # noqa: E402
+from asterisk_embeddings.saving import save_model_folder  # noqa: E402
+from asterisk_embeddings.tokenizer import build_tokenizer  # noqa: E402
+from modeling_asterisk import AsteriskConfig, AsteriskModel  # noqa: E402
+from train.data_paths import REPO_ROOT, data_root  # noqa: E402
 
 TINY = dict(hidden_size=32, num_attention_heads=4, intermediate_size=37, projection_dim=24, max_position_embeddings=40)
 

@@ -28,7 +28,7 @@ def test_defaults_reproduce_the_paper():
         ("pad_token_id", 50259, "vocab_size"),
         ("classifier_hidden_sizes", [64, 0], "positive integers"),
         ("max_position_embeddings", 12.5, "positive integer"),
-        ("freeze_encoder", "yes", "True or False"),
+        ("eos_token_id", -1, "vocab_size"),
     ],
 )
 def test_invalid_values_name_the_field_and_allowed_values(field, value, allowed):
@@ -51,4 +51,11 @@ def test_every_field_is_documented():
     doc = AsteriskConfig.__doc__
     fields = [name for name in AsteriskConfig.__annotations__ if not name.startswith("_")]
     assert fields, "config declares no fields"
-    assert [name for name in fields if f"{name} (" not in doc] == []
+    assert [name for name in fields if f"{name} (" not in doc and f"{name}, " not in doc] == []
+
+
+def test_special_token_ids_match_the_tokenizer(tokenizer):
+    """Trainer and sentence-transformers compare them with the tokenizer's and rewrite the config when they differ."""
+    config = AsteriskConfig()
+    assert (config.pad_token_id, config.bos_token_id, config.eos_token_id) == (
+        tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)

@@ -1,4 +1,4 @@
-"""The pieces of distillation, one by one: config parsing, corpus cleaning, batching, losses, targets cache."""
+"""The pieces of distillation, one by one: config parsing, corpus cleaning and splitting, batching, losses."""
 
 import gzip
 
@@ -6,23 +6,33 @@ import numpy as np
 import pytest
 import torch
 
-from train.batching import DistillationCollator, LengthGroupedBatchSampler
-from train.cli_config import parse_config
-from train.corpus import load_corpus, split_heldout, tokenize_corpus
 from train.distill import DistillConfig
-from train.losses import DistillationLoss
-from train.student_init import pca_reduce
-from train.teacher import DEFAULT_TEACHER, SentenceEncoder
+from train.distillation.batching import DistillationCollator, LengthGroupedBatchSampler
+from train.distillation.config import ConfigError, parse_config
+from train.distillation.corpus import load_corpus, split_rows, teacher_inputs, tokenize_corpus
+from train.distillation.losses import DistillationLoss
+from train.distillation.student_init import pca_reduce
 
 
 def test_config_layers_preset_then_command_line(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("learning_rate: 3.0e-3\nmodel: {hidden_size: 64, num_attention_heads: 2}\nmax_steps: 7\n")
     cfg = parse_config(DistillConfig, ["--config", str(preset), "--max_steps", "5", "--model.hidden_size", "32",
-                                       "--weight_decay", "1e-2", "--corpus", "[a.txt, b.tsv]", "--max_sentences", "null"])
+                                       "--weight_decay", "1e-2", "--corpus", "[a.txt, b.tsv]",
+                                       "--max_sentences", "null"])
     assert cfg.learning_rate == 3e-3 and cfg.max_steps == 5 and cfg.weight_decay == 0.01
     assert cfg.model == {"hidden_size": 32, "num_attention_heads": 2}
     assert cfg.corpus == ["a.txt", "b.tsv"] and cfg.max_sentences is None and cfg.config == str(preset)
+
+
+def test_config_types_follow_the_annotations(tmp_path):
+    cfg = parse_config(DistillConfig, ["--output_dir", "2024", "--teacher_dim", "null", "--batch_size", "16",
+                                       "--learning_rate", "2e-3", "--targets_only", "--config", "tiny"])
+    assert cfg.output_dir == "2024" and cfg.teacher_dim is None and cfg.batch_size == 16
+    assert cfg.learning_rate == 2e-3 and cfg.targets_only is True and cfg.config.endswith("tiny.yaml")
+    cfg = parse_config(DistillConfig, ["--extra_teachers", "[{name: a, max_texts: 10, weight: 0.5}]"])
+    assert cfg.extra_teachers == [{"name": "a", "max_texts": 10, "weight": 0.5}]
+    assert [(spec.name, n, w) for spec, n, w in cfg.teachers()][1] == ("a", 10, 0.5)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -30,10 +40,36 @@ def test_config_layers_preset_then_command_line(tmp_path):
     (["--config", "missing.yaml"], "does not exist"),
     (["--target_space", "umap"], "target_space must be one of"),
     (["oops"], "Expected --key value"),
+    (["--batch_size", "abc"], "batch_size takes an integer, got 'abc'"),
+    (["--batch_size", "1e1"], "batch_size takes an integer, got '1e1'"),
+    (["--batch_size", "32.5"], "batch_size takes an integer, got '32.5'"),
+    (["--learning_rate", "abc"], "learning_rate takes a number, got 'abc'"),
+    (["--output_dir", ""], "output_dir must name a folder"),
+    (["--max_sentences", "0"], "max_sentences must be positive"),
+    (["--max_length", "0"], "max_length must be a positive integer"),
+    (["--keep_checkpoints", "0"], "keep_checkpoints must be a positive integer"),
+    (["--keep_checkpoints", "-1"], "keep_checkpoints must be a positive integer"),
+    (["--model.hiden_size", "64"], "AsteriskConfig has no field 'hiden_size'"),
+    (["--model.hidden_size", "big"], "model.hidden_size takes an integer"),
+    (["--extra_teachers", "[{nam: a}]"], "ExtraTeacher has no field 'nam'"),
+    (["--targets_only", "maybe"], "targets_only takes true or false"),
 ])
-def test_config_errors(argv, message):
-    with pytest.raises((ValueError, FileNotFoundError), match=message):
+def test_config_errors_name_the_key(argv, message):
+    with pytest.raises((ConfigError, FileNotFoundError), match=message):
         parse_config(DistillConfig, argv)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("- a\n- b\n", "must hold a mapping"),
+    ("batch_size: 1e1\n", "batch_size takes an integer"),
+    ("output_dir: 2024\n", "output_dir takes a string"),
+    ("key: [unclosed\n", "not valid YAML"),
+])
+def test_preset_errors_name_the_file(tmp_path, content, message):
+    preset = tmp_path / "bad.yaml"
+    preset.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(DistillConfig, ["--config", str(preset)])
 
 
 def test_corpus_counts_and_skips_blank_and_undecodable_lines(tmp_path, tokenizer):
@@ -54,7 +90,8 @@ def test_corpus_mixes_formats_and_reads_tsv_without_quote_handling(tmp_path):
     assert corpus["text"][:] == ['"starts with a quote', "2017", "from json"] and stats.skipped_blank == 1
 
 
-@pytest.mark.parametrize("content, message", [(None, "does not exist"), (b"", "is empty"), (b"\n \n\n", "no usable text")])
+@pytest.mark.parametrize("content, message",
+                         [(None, "does not exist"), (b"", "is empty"), (b"\n \n\n", "no usable text")])
 def test_corpus_errors(tmp_path, content, message):
     path = tmp_path / "corpus.txt"
     if content is not None:
@@ -63,15 +100,26 @@ def test_corpus_errors(tmp_path, content, message):
         load_corpus([str(path)], cache_dir=str(tmp_path / "cache"))
 
 
-def test_heldout_split_is_disjoint_and_seeded(tmp_path, tokenizer):
-    path = tmp_path / "t.txt"
-    path.write_text("\n".join(f"sentence number {i}" for i in range(100)))
-    tokenized = tokenize_corpus(load_corpus([str(path)], cache_dir=str(tmp_path / "c"))[0], tokenizer, 8)
-    train, heldout = split_heldout(tokenized, 10, seed=1)
-    assert len(heldout) == 10 and not set(train["row_id"]) & set(heldout["row_id"])
-    assert split_heldout(tokenized, 10, seed=1)[1]["row_id"][:] == heldout["row_id"][:]
+def test_split_is_one_seeded_permutation():
+    heldout, order = split_rows(100, 10, seed=1)
+    assert len(heldout) == 10 and len(order) == 90 and not set(heldout) & set(order)
+    assert sorted([*heldout, *order]) == list(range(100))
+    again_heldout, again_order = split_rows(100, 10, seed=1)
+    assert (again_heldout == heldout).all() and (again_order == order).all()
+    # A larger held-out set takes more of the same permutation: teacher passes of either run extend each other.
+    bigger, rest = split_rows(100, 20, seed=1)
+    assert set(heldout) <= set(bigger) and list(order[10:]) == list(rest)
     with pytest.raises(ValueError, match="leaves no training data"):
-        split_heldout(tokenized, 100, seed=1)
+        split_rows(100, 100, seed=1)
+
+
+def test_teacher_reads_what_the_student_sees(tmp_path, tokenizer):
+    path = tmp_path / "t.txt"
+    path.write_text("short text\n" + "a long sentence that goes on " * 5 + "\n")
+    tokenized = tokenize_corpus(load_corpus([str(path)], cache_dir=str(tmp_path / "c"))[0], tokenizer, 8)
+    texts = teacher_inputs(tokenized, tokenizer, np.array([1, 0]))
+    assert texts[1] == "short text"
+    assert texts[0] == tokenizer.decode(tokenizer("a long sentence that goes on " * 5)["input_ids"][:8])
 
 
 def test_length_grouped_batches_cover_each_index_once_per_epoch():
@@ -88,16 +136,20 @@ def test_length_grouped_batches_cover_each_index_once_per_epoch():
     assert list(sampler) != epoch0
 
 
-def test_collator_pads_and_fetches_targets_by_row_id():
-    class Store:
-        def rows(self, ids):
-            return np.stack([np.full(3, float(i), dtype=np.float32) for i in ids])
+def test_collator_pads_and_fetches_every_teachers_targets_by_row_id():
+    class Targets:
+        def __init__(self, dim, has):
+            self.dim, self.has = dim, np.array(has)
 
-    batch = DistillationCollator(Store(), pad_token_id=99)([{"input_ids": [5, 6, 7], "row_id": 4},
-                                                            {"input_ids": [8], "row_id": 2}])
+        def rows(self, ids):
+            return np.stack([np.full(self.dim, float(i), dtype=np.float32) for i in ids]), self.has[ids]
+
+    collator = DistillationCollator([Targets(3, [True] * 5), Targets(2, [False, False, True, False, False])], 99)
+    batch = collator([{"input_ids": [5, 6, 7], "row_id": 4}, {"input_ids": [8], "row_id": 2}])
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 99, 99]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
-    assert batch["targets"][:, 0].tolist() == [4.0, 2.0]
+    assert batch["targets"][0][:, 0].tolist() == [4.0, 2.0] and batch["targets"][1].shape == (2, 2)
+    assert batch["target_masks"][0].tolist() == [True, True] and batch["target_masks"][1].tolist() == [False, True]
 
 
 def test_losses():
@@ -118,11 +170,20 @@ def test_losses():
         DistillationLoss(relational_kind="cosine")
 
 
-def test_teacher_errors():
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        SentenceEncoder("/no/such/teacher")
-    with pytest.raises(ValueError, match="hidden size 384, expected 512"):
-        SentenceEncoder(DEFAULT_TEACHER, expected_dim=512)
+def test_loss_counts_only_rows_with_a_target():
+    torch.manual_seed(0)
+    teacher = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    student = teacher.clone()
+    student[2:] = torch.randn(2, 8)  # wrong rows, but without a target from this teacher
+    loss_fn = DistillationLoss(1.0, 1.0)
+    mask = torch.tensor([True, True, False, False])
+    assert loss_fn(student, teacher, mask)[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert loss_fn(student, teacher)[0].item() > 0.1
+    none = torch.zeros(4, dtype=torch.bool)
+    student = student.requires_grad_(True)
+    empty, parts = loss_fn(student, teacher, none)
+    empty.backward()  # still part of the graph, so every process runs the same backward pass
+    assert empty.item() == 0.0 and parts == {} and student.grad.abs().sum() == 0
 
 
 def test_pca_reduce_keeps_the_main_directions():

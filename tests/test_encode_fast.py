@@ -13,7 +13,8 @@ from modeling_asterisk import AsteriskModel
 from modeling_asterisk.modeling_asterisk import _pad_right
 
 # The tiny model reads 40 tokens; some SST-2 sentences are longer, as intended.
-pytestmark = [pytest.mark.filterwarnings("ignore:.*were truncated to their first"), pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = [pytest.mark.filterwarnings("ignore:.*were truncated to their first"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import train.evaluate as evaluate_module
+from asterisk_embeddings.saving import save_model_folder
 from modeling_asterisk import AsteriskModel
-from modeling_asterisk.saving import save_model_folder
-from train.classification_protocol import (
+from train.evaluate import evaluate_models
+from train.evaluation.classification_protocol import (
     MTEBClassificationProtocol,
     SentEvalKFoldProtocol,
     run_mteb_classification,
@@ -20,9 +21,8 @@ from train.classification_protocol import (
     sts_scores,
     undersample_experiments,
 )
-from train.embedders import AsteriskEmbedder, EmbeddingCache, load_embedder
-from train.evaluate import evaluate_models
-from train.fc_head import FCConfig
+from train.evaluation.embedders import AsteriskEmbedder, EmbeddingCache, load_embedder
+from train.evaluation.fc_head import FCConfig
 
 from .conftest import REPO_ROOT
 
@@ -144,16 +144,35 @@ def test_embedding_cache_hits_on_rerun_and_misses_after_new_weights(tmp_path, ti
     again = cache.embed(AsteriskEmbedder(folder), texts, "demo-test")
     assert (cache.hits, cache.misses) == (4, 3)
     np.testing.assert_array_equal(first, again)
-    np.testing.assert_allclose(first, AsteriskEmbedder(folder).embed(texts), atol=1e-6)
+    np.testing.assert_allclose(first, AsteriskEmbedder(folder).embed(texts).vectors, atol=1e-6)
 
     changed = AsteriskModel.from_pretrained(folder)
     with torch.no_grad():
         changed.pooler.projection.bias.add_(1.0)
     save_model_folder(changed, tokenizer, folder, overwrite=True)  # same folder, new weights
     retrained = AsteriskEmbedder(folder)
+    retrained_key = retrained.cache_key
     after = cache.embed(retrained, texts, "demo-test")
     assert cache.misses == 6  # nothing reused from the old weights
     assert not np.allclose(after, first)
+
+    # Same weights, another tokenizer.json: the vectors would differ, so the cache must not serve them.
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["model"]["vocab"]["What"], data["model"]["vocab"]["Where"] = (data["model"]["vocab"]["Where"],
+                                                                       data["model"]["vocab"]["What"])
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    swapped = AsteriskEmbedder(folder)
+    assert swapped.cache_key != retrained_key
+    cache.embed(swapped, texts, "demo-test")
+    assert cache.misses == 9
+
+
+def test_truncation_is_counted_by_the_embedder_not_read_from_warnings(tiny_model_dir):
+    long_text = "word " * 100  # over the tiny model's 40 tokens
+    embedded = AsteriskEmbedder(tiny_model_dir).embed(["short", long_text, long_text])
+    assert embedded.truncated == 2 and embedded.vectors.shape == (3, 24)
+    teacher = load_embedder("teacher", max_length=16)
+    assert teacher.embed(["short", long_text]).truncated == 1
 
 
 def test_chunked_long_texts_are_their_own_cache_entry(tmp_path, tiny_model_dir):
@@ -176,9 +195,9 @@ def test_chunked_long_texts_are_their_own_cache_entry(tmp_path, tiny_model_dir):
 def test_wordllama_caps_batches_by_characters():
     embedder = load_embedder("wordllama")
     texts = ["short", "a much longer text " * 30, "", "mid length text here", "x" * 300]
-    expected = embedder.embed(texts)
+    expected = embedder.embed(texts).vectors
     embedder.max_batch_chars = 40  # forces one text per batch for the long ones
-    np.testing.assert_allclose(embedder.embed(texts), expected, atol=1e-6)
+    np.testing.assert_allclose(embedder.embed(texts).vectors, expected, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(expected[[0, 1, 3, 4]], axis=1), 1.0, atol=1e-5)
     assert np.all(expected[2] == 0)  # the empty text
 

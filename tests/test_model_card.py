@@ -10,6 +10,7 @@ import json
 import shutil
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -18,11 +19,11 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from model_card import count_parameters, eval_results, render_model_card
 from modeling_asterisk import AsteriskModel
-from train.classification_protocol import sts_scores
-from train.corpus import CorpusStats
 from train.distill import DistillConfig, training_info
+from train.distillation.corpus import CorpusStats
+from train.distillation.tracking import plot_training_curves
 from train.evaluate import averages
-from train.tracking import plot_training_curves
+from train.evaluation.classification_protocol import sts_scores
 
 from .test_push_to_hub import evaluated_copy
 
@@ -56,8 +57,10 @@ def trained_folder(tmp_path_factory, folder):
     accelerator = SimpleNamespace(device=torch.device("cpu"), num_processes=1, mixed_precision="no")
     progress = {"step": 24, "batches": 24, "sentences": 768, "tokens": 13_000, "train_seconds": 754.3,
                 "nonfinite_skipped": 0}
-    info = training_info(cfg, accelerator, CorpusStats(read=927_636, kept=2400), 2200, 200, progress, 0.61234,
-                         12.4, 801.0, None, {"dim": 384})
+    teacher = SimpleNamespace(dim=384, has=np.ones(2400, dtype=bool),
+                              description={"name": cfg.teacher, "prompt": "", "dim": 384, "modules": ["Transformer"]})
+    info = training_info(cfg, accelerator, CorpusStats(read=927_636, kept=2400), 2200, 200, progress, [0.61234],
+                         12.4, 801.0, None, [teacher])
     (trained / "training_info.json").write_text(json.dumps(info, indent=2))
     metrics = trained / "metrics.jsonl"
     rows = [{"step": 8, "loss": 0.9}, {"step": 16, "loss": 0.7}, {"step": 24, "loss": 0.6, "heldout_cosine": 0.61234}]

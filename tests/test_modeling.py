@@ -20,22 +20,41 @@ def test_output_type_and_shapes(model, tokenizer):
     output = model(**batch, output_hidden_states=True)
     assert isinstance(output, BaseModelOutputWithPooling)
     assert list(output.keys())[0] == "last_hidden_state"
-    assert output.last_hidden_state.shape == (3, batch["input_ids"].shape[1], 32)
+    # Token features live in the embedding space (projection_dim), the layers' states in hidden_size.
+    assert output.last_hidden_state.shape == (3, batch["input_ids"].shape[1], 24)
     assert output.pooler_output.shape == (3, 24)
     assert len(output.hidden_states) == model.config.num_hidden_layers + 1
+    assert output.hidden_states[-1].shape[-1] == 32
     assert isinstance(model(**batch, return_dict=False), tuple)
 
 
-def test_pooler_output_is_projected_masked_mean(model, tokenizer):
+def test_pooler_output_is_the_mean_token_feature_and_the_projected_mean_state(model, tokenizer):
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
-    output = model(**batch)
+    output = model(**batch, output_hidden_states=True)
     mask = batch["attention_mask"]
-    by_hand = torch.stack(
-        [output.last_hidden_state[i, mask[i].bool()].mean(0) for i in range(len(SENTENCES))]
-    )
-    expected = model.pooler.projection(by_hand)
-    torch.testing.assert_close(output.pooler_output, expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(masked_mean(output.last_hidden_state, mask), by_hand, atol=1e-6, rtol=1e-6)
+    by_hand = torch.stack([output.last_hidden_state[i, mask[i].bool()].mean(0) for i in range(len(SENTENCES))])
+    torch.testing.assert_close(output.pooler_output, by_hand, atol=1e-5, rtol=1e-5)
+    # The same vector as projecting the mean final state: plain mean pooling needs no custom module.
+    final_states = model.final_norm(output.hidden_states[-1])
+    projected_mean = model.pooler.projection(masked_mean(final_states, mask))
+    torch.testing.assert_close(output.pooler_output, projected_mean, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_attention_outputs_follow_the_transformers_conventions(tiny_model_dir, tokenizer, implementation):
+    model = AsteriskModel.from_pretrained(tiny_model_dir, attn_implementation=implementation).eval()
+    assert model.config._attn_implementation == implementation
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        output = model(**batch, output_attentions=True)
+        plain = model(**batch)
+    assert len(output.attentions) == model.config.num_hidden_layers
+    probabilities = output.attentions[0]
+    assert probabilities.shape == (3, 4, batch["input_ids"].shape[1], batch["input_ids"].shape[1])
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(probabilities.shape[:-1]))
+    padded = ~batch["attention_mask"].bool()
+    assert probabilities.permute(0, 1, 3, 2)[padded[:, None, :].expand(-1, 4, -1)].abs().max() == 0  # no key is padding
+    torch.testing.assert_close(output.pooler_output, plain.pooler_output, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("side", ["right", "left"])

@@ -14,23 +14,19 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_FILE_NAME, OUTPUT_NAME, AsteriskOnnxEncoder
+from asterisk_embeddings.onnx_export import export_onnx
+from asterisk_embeddings.saving import save_model_folder
+from asterisk_embeddings.text_batching import pad_right
 from benchmarks.truncation import int8_accuracy, load_task
 from modeling_asterisk import AsteriskConfig, AsteriskModel
-from modeling_asterisk.onnx_export import (
-    FP32_FILE_NAME,
-    INT8_FILE_NAME,
-    OUTPUT_NAME,
-    AsteriskOnnxEncoder,
-    export_onnx,
-    pad_right,
-)
-from modeling_asterisk.saving import save_model_folder
 
-from .conftest import REPO_ROOT, TINY
+from .conftest import TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-ODD_TEXTS = ["", "日本語のテキスト", "Привет, мир", "🙂🚀 emoji! 👩‍👩‍👧", "مرحبا بالعالم", "mixed 中文 and English ✓", " "]
+ODD_TEXTS = ["", "日本語のテキスト", "Привет, мир", "🙂🚀 emoji! 👩‍👩‍👧", "مرحبا بالعالم", "mixed 中文 and English ✓",
+             " "]
 
 
 @pytest.fixture(scope="module")
@@ -174,19 +170,16 @@ def test_export_from_a_model_object_keeps_its_state_and_can_normalise(tiny_model
     session = ort.InferenceSession(str(paths["fp32"]), providers=["CPUExecutionProvider"])
     input_ids, attention_mask = pad_right([[10, 20, 30], [], [7]], 50257)
     (out,) = session.run([OUTPUT_NAME], {"input_ids": input_ids, "attention_mask": attention_mask})
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), [1.0, 0.0, 1.0], atol=1e-5)  # the empty text: zero
     with pytest.raises(ValueError, match="output_dir"):
         export_onnx(model)
 
 
 def test_onnx_encoder_runs_without_torch_or_transformers(tiny_dir):
-    path = REPO_ROOT / "modeling_asterisk" / "onnx_export.py"
     code = f"""
-        import importlib.util, sys
-        spec = importlib.util.spec_from_file_location("onnx_export", {str(path)!r})
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        out = module.AsteriskOnnxEncoder({str(tiny_dir)!r}, module.INT8_FILE_NAME).encode(["hello world", ""])
+        import sys
+        from asterisk_embeddings.onnx_encoder import AsteriskOnnxEncoder, INT8_FILE_NAME
+        out = AsteriskOnnxEncoder({str(tiny_dir)!r}, INT8_FILE_NAME).encode(["hello world", ""])
         assert out.shape == (2, 24), out.shape
         assert "torch" not in sys.modules and "transformers" not in sys.modules, "heavy imports"
     """
@@ -215,3 +208,16 @@ def test_sentence_transformers_onnx_backend_loads_the_files(tiny, tiny_dir, real
     actual = model.encode(real_sentences[:32], normalize_embeddings=True)
     cosine = (actual * tiny.encode(real_sentences[:32]).numpy()).sum(axis=1)
     assert cosine.min() >= 0.99
+
+
+def test_truncated_embeddings_agree_across_pytorch_sentence_transformers_and_onnx(tiny, tiny_dir, real_sentences):
+    """Matryoshka-style truncation: the first d dimensions, then L2-normalised, whichever runtime embeds."""
+    from sentence_transformers import SentenceTransformer
+
+    texts = real_sentences[:16]
+    expected = tiny.encode(texts, truncate_dim=8).numpy()
+    assert expected.shape == (16, 8)
+    np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
+    st = SentenceTransformer(str(tiny_dir), trust_remote_code=True, device="cpu", truncate_dim=8)
+    np.testing.assert_allclose(st.encode(texts, normalize_embeddings=True), expected, atol=1e-5)
+    np.testing.assert_allclose(encoder(tiny_dir).encode(texts, truncate_dim=8), expected, atol=1e-5)

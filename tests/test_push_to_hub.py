@@ -25,13 +25,14 @@ FAKE_TOKEN = "hf_FakeTokenForAsteriskTests0123456789"
 REPO_ID = "asterisk-tests/asterisk-tiny"
 EXPECTED_FILES = {
     "README.md", "config.json", "model.safetensors", "configuration_asterisk.py", "modeling_asterisk.py",
-    "tokenizer.json", "tokenizer_config.json", "modules.json", "sentence_bert_config.json",
+    "tokenizer.json", "tokenizer_config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
     "config_sentence_transformers.json", "evaluation/results.json", "evaluation/results.md", "evaluation/results.png",
     "onnx/model.onnx", "onnx/model_qint8.onnx",
 }
 CHECKS = ["AutoTokenizer token ids", "AutoModel pooler_output", "AutoModel.encode",
           "AutoModelForSequenceClassification encoder", 'pipeline("feature-extraction") token features',
-          'pipeline("feature-extraction") mean + projection', "SentenceTransformer.encode", "ONNX fp32", "ONNX int8",
+          'pipeline("feature-extraction") mean of the token features', "SentenceTransformer.encode", "ONNX fp32",
+          "ONNX int8",
           "README.md python blocks run"]
 
 
@@ -205,9 +206,9 @@ def test_real_push_of_a_broken_model_is_refused_and_nothing_is_uploaded(tmp_path
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
     code = (broken / "modeling_asterisk.py").read_text()
-    pooling = "return self.projection(masked_mean(hidden_states, attention_mask))"
+    pooling = "token_features = self.projection(hidden_states)"
     assert pooling in code
-    (broken / "modeling_asterisk.py").write_text(code.replace(pooling, pooling + " * 2"))  # shipped code != model
+    (broken / "modeling_asterisk.py").write_text(code.replace(pooling, pooling + " + 0.5"))  # shipped code != model
     out = tmp_path / "release"
 
     status = push_to_hub.main(["--model_dir", str(broken), "--repo_id", REPO_ID, "--out_dir", str(out), "--no_onnx"])
@@ -219,6 +220,21 @@ def test_real_push_of_a_broken_model_is_refused_and_nothing_is_uploaded(tmp_path
     assert "SentenceTransformer.encode: max abs difference" in captured.err
     assert not out.exists() and (tmp_path / ".release.partial").is_dir()  # kept for inspection, not as OUT
     assert FAKE_TOKEN not in captured.out + captured.err
+
+
+def test_an_unreachable_hub_gives_one_clear_message_and_publishes_nothing(tmp_path, model_dir, monkeypatch,
+                                                                         online_with_token, capsys):
+    def unreachable(api, repo_id, **kwargs):
+        raise ConnectionError("[Errno 101] Network is unreachable: huggingface.co")
+
+    monkeypatch.setattr(HfApi, "create_repo", unreachable)
+    status = push_to_hub.main(["--model_dir", str(model_dir), "--repo_id", REPO_ID, "--out_dir",
+                               str(tmp_path / "release"), "--no_onnx"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "The upload to asterisk-tests/asterisk-tiny failed (ConnectionError" in err
+    assert "nothing was published" in err
+    assert "Traceback" not in err and FAKE_TOKEN not in err
 
 
 # ---------------------------------------------------------------------------------------------- refusals

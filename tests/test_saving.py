@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from asterisk_embeddings.saving import check_model_folder, save_model_folder
 from modeling_asterisk import AsteriskModel
-from modeling_asterisk.saving import save_model_folder
 
 from .conftest import run_fresh_python
 
@@ -43,7 +43,7 @@ def test_shipped_code_is_self_contained(tiny_model_dir):
             uses = [line for line in source.splitlines() if call in line]
             # The one from_pretrained: encode() loading the tokenizer saved beside the model, local files only
             # (the other mention is the error message telling the user what to pass instead).
-            allowed = ("PreTrainedTokenizerFast.from_pretrained(source, local_files_only=True)", "tokenizer=AutoTokenizer")
+            allowed = ("PreTrainedTokenizerFast.from_pretrained(source, local_files_only=True)",)
             assert all(any(a in line for a in allowed) for line in uses), f"{name} calls {call}: {uses}"
     assert "local_files_only=True" in (tiny_model_dir / "modeling_asterisk.py").read_text()
 
@@ -85,29 +85,70 @@ def test_fresh_process_without_the_package_gives_identical_outputs(tiny_model_di
         assert classifier(**tokenizer(texts, padding=True, return_tensors="pt")).logits.shape == (3, 3)
 
         extractor = pipeline("feature-extraction", model=folder, trust_remote_code=True)
-        features = torch.tensor(extractor(texts[0]))[0]  # (T, hidden): the token features
+        features = torch.tensor(extractor(texts[0]))[0]  # (T, projection_dim): the token features
         n = len(tokenizer(texts[0])["input_ids"])
         torch.testing.assert_close(features, ref["hidden"][0, :n], atol=1e-5, rtol=0)
+        # The card's recipe: the mean of the token features is the sentence embedding, text by text.
+        for i, text in enumerate(texts[:2]):
+            mean = torch.tensor(extractor(text))[0].mean(dim=0)
+            torch.testing.assert_close(mean, ref["pooled"][i], atol=1e-5, rtol=0)
         print("FRESH-OK")
         """,
         cwd=tmp_path,
     )
 
 
-def test_sentence_transformers_returns_pooler_output(tiny_model_dir, tmp_path):
+def test_sentence_transformers_returns_the_normalised_embedding_of_encode(tiny_model_dir, tmp_path):
+    _, pooled = _reference(tiny_model_dir)
+    encoded = AsteriskModel.from_pretrained(tiny_model_dir).encode(TEXTS)
+    torch.testing.assert_close(encoded, torch.nn.functional.normalize(pooled, dim=-1), atol=1e-6, rtol=0)
+    torch.save(encoded, tmp_path / "encoded.pt")
+    run_fresh_python(
+        f"""
+        import torch
+        from sentence_transformers import SentenceTransformer
+        st = SentenceTransformer({str(tiny_model_dir)!r}, trust_remote_code=True, device="cpu")
+        assert st.get_embedding_dimension() == 24 and st.max_seq_length == 40
+        got = st.encode({TEXTS!r}, convert_to_tensor=True)
+        torch.testing.assert_close(got, torch.load("encoded.pt"), atol=1e-5, rtol=0)
+        """,
+        cwd=tmp_path,
+    )
+
+
+def test_a_folder_saved_the_standard_way_loads_right_in_sentence_transformers(tiny_model_dir, tokenizer, tmp_path):
+    """save_pretrained alone (as after a Trainer fine-tune): no sentence-transformers files, so its defaults
+    apply (mean pooling of the token features), and they give the model's sentence embedding."""
+    model = AsteriskModel.from_pretrained(tiny_model_dir)
+    model.save_pretrained(tmp_path / "plain")
+    tokenizer.save_pretrained(tmp_path / "plain")
+    assert not (tmp_path / "plain" / "modules.json").exists()
     _, pooled = _reference(tiny_model_dir)
     torch.save(pooled, tmp_path / "pooled.pt")
     run_fresh_python(
         f"""
         import torch
         from sentence_transformers import SentenceTransformer
-        st = SentenceTransformer({str(tiny_model_dir)!r}, trust_remote_code=True, device="cpu")
-        assert st.get_sentence_embedding_dimension() == 24
-        got = st.encode({TEXTS!r}, convert_to_tensor=True)
-        torch.testing.assert_close(got, torch.load("pooled.pt"), atol=1e-5, rtol=0)
+        st = SentenceTransformer({str(tmp_path / "plain")!r}, trust_remote_code=True, device="cpu")
+        got = st.encode({TEXTS[:2]!r}, convert_to_tensor=True)
+        torch.testing.assert_close(got, torch.load("pooled.pt")[:2], atol=1e-5, rtol=0)
         """,
         cwd=tmp_path,
     )
+
+
+def test_saved_tokenizer_truncates_at_the_model_limit_whatever_it_was_used_for(tiny_model_dir, tokenizer, tmp_path):
+    from tokenizers import Tokenizer
+
+    model = AsteriskModel.from_pretrained(tiny_model_dir)
+    tokenizer("word " * 300, truncation=True, max_length=41)  # the fast tokenizer keeps the last setting
+    tokenizer.backend_tokenizer.enable_truncation(max_length=129)
+    tokenizer.backend_tokenizer.enable_padding(pad_id=50257, pad_token="[PAD]")
+    folder = save_model_folder(model, tokenizer, tmp_path / "limit")
+    plain = Tokenizer.from_file(str(folder / "tokenizer.json"))  # what ONNX, Rust and JS runtimes read
+    assert len(plain.encode("word " * 300, add_special_tokens=False).ids) == 40
+    assert len(plain.encode("short").ids) == 1  # and no padding
+    assert json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"] == 40
 
 
 def test_missing_weights_file_is_named(tiny_model_dir, tmp_path):
@@ -117,14 +158,32 @@ def test_missing_weights_file_is_named(tiny_model_dir, tmp_path):
         AsteriskModel.from_pretrained(broken)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
-def test_corrupt_weights_file_is_named(tiny_model_dir, tmp_path, damage):
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "no tokenizer"])
+def test_a_damaged_folder_is_named_before_loading(tiny_model_dir, tmp_path, damage):
     broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
     weights = broken / "model.safetensors"
     data = weights.read_bytes()
-    weights.write_bytes(b"not a safetensors file" * 4 if damage == "garbage" else data[: len(data) // 2])
-    with pytest.raises(OSError, match=r"model\.safetensors.*corrupt"):
-        AsteriskModel.from_pretrained(broken)
+    if damage == "no tokenizer":
+        (broken / "tokenizer.json").unlink()
+        message = r"lacks tokenizer\.json \(without it the model cannot tokenise text\)"
+    else:
+        weights.write_bytes(b"not a safetensors file" * 4 if damage == "garbage" else data[: len(data) // 2])
+        message = r"model\.safetensors.*corrupt or incomplete"
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        check_model_folder(broken)
+
+
+def test_encode_without_the_folders_tokenizer_says_so(tiny_model_dir, tmp_path):
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "no_tokenizer")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (broken / name).unlink()
+    model = AsteriskModel.from_pretrained(broken)
+    with pytest.raises(ValueError, match="has no tokenizer.json, so the model cannot tokenise text"):
+        model.encode(["a text"])
+    empty = AutoTokenizer.from_pretrained(tiny_model_dir)
+    empty = type(empty)(vocab={"a": 0}, merges=[])  # a tokenizer that is not this model's
+    with pytest.raises(ValueError, match="not this model's tokenizer"):
+        AsteriskModel.from_pretrained(tiny_model_dir).encode(["a text"], tokenizer=empty)
 
 
 def test_save_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tokenizer, tmp_path, monkeypatch):
@@ -161,7 +220,7 @@ def test_update_in_place_keeps_other_files_and_writes_config_last(tiny_model_dir
     assert (run_dir / "notes" / "info.json").is_file() and (run_dir / "config.json").is_file()
 
     # Killed while moving files into place: no config.json, so the folder does not look like a model.
-    import modeling_asterisk.saving as saving
+    import asterisk_embeddings.saving as saving
 
     real_replace, moved = saving.os.replace, []
 

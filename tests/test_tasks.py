@@ -1,8 +1,15 @@
+import dataclasses
+import logging
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
 
-from train.tasks import REGISTRY, ClassificationData, TaskSpec, folder_task, load_task, resolve_tasks
+from train.evaluation.classification_protocol import MTEBClassificationProtocol, run_mteb_classification
+from train.evaluation.tasks import REGISTRY, ClassificationData, TaskSpec, folder_task, load_task, resolve_tasks
 
 
 def _write_task(folder, train: pd.DataFrame, test: pd.DataFrame):
@@ -90,3 +97,70 @@ def test_a_datasets_loadable_task_is_one_entry(tmp_path, data_dir):
                                                                                "cache_dir": str(tmp_path)})
     data = load_task(spec)
     assert (len(data.train_texts), len(data.test_texts), len(data.label_names)) == (5452, 500, 6)
+
+
+# ------------------------------------------------------------------ reliability (docs/reliability.md)
+
+
+def test_labels_only_in_train_are_scored_as_mteb_does(tmp_path):
+    """Intent datasets have test splits that lack some training labels; MTEB scores them, so do we."""
+    folder = _write_task(tmp_path / "intents",
+                         pd.DataFrame({"text": ["a", "b", "c", "d"], "label": ["pay", "card", "lost", "card"]}),
+                         pd.DataFrame({"text": ["e", "f"], "label": ["pay", "card"]}))
+    data = load_task(folder_task(folder))
+    assert data.label_names == ["card", "lost", "pay"]  # every training label, "lost" included
+    np.testing.assert_array_equal(data.train_labels, [2, 0, 1, 0])
+    np.testing.assert_array_equal(data.test_labels, [2, 0])
+
+
+def test_test_labels_unseen_in_training_are_refused_naming_both_files(tmp_path):
+    folder = _write_task(tmp_path / "unseen", pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "y", "y"]}),
+                         pd.DataFrame({"text": ["d", "e"], "label": ["x", "new"]}))
+    message = (r"unseen/train\.csv\) and test \(.*unseen/test\.csv\) differ: only in train \['y'\], "
+               r"only in test \['new'\]\. Test labels that train lacks cannot be predicted")
+    with pytest.raises(ValueError, match=message):
+        load_task(folder_task(folder))
+
+
+def _three_row_task(tmp_path):
+    return _write_task(tmp_path / "tiny3", pd.DataFrame({"text": ["good", "bad", "great"], "label": [1, 0, 1]}),
+                       pd.DataFrame({"text": ["nice", "awful", "fine", "poor"], "label": [1, 0, 1, 0]}))
+
+
+def test_too_few_training_rows_warn_how_many_are_used(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="train.evaluation.tasks"):
+        data = load_task(folder_task(_three_row_task(tmp_path)))
+    assert len(data.train_texts) == 3
+    message = " ".join(record.getMessage() for record in caplog.records)
+    assert re.search(r"'tiny3': .*tiny3/train\.csv has fewer than samples_per_label=8 training rows for 2 of 2 "
+                     r"labels \(0: 1, 1: 2\); as in MTEB, each experiment trains on the rows there are: 3 rows "
+                     r"instead of 16 \(so every experiment trains on the same rows\)", message), message
+
+    caplog.clear()
+    folder = _write_task(tmp_path / "short", pd.DataFrame({"text": list("abcdefghijkl"), "label": [0] * 10 + [1] * 2}),
+                         pd.DataFrame({"text": ["m", "n"], "label": [0, 1]}))
+    spec = dataclasses.replace(folder_task(folder), samples_per_label=4)
+    with caplog.at_level(logging.WARNING, logger="train.evaluation.tasks"):
+        load_task(spec)
+    assert "samples_per_label=4 training rows for 1 of 2 labels (1: 2)" in caplog.text
+    assert "6 rows instead of 8." in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="train.evaluation.tasks"):
+        load_task(dataclasses.replace(spec, samples_per_label=2))
+    assert not caplog.records  # enough rows: no warning
+
+
+def test_too_few_training_rows_still_get_the_correct_mteb_score(tmp_path):
+    """MTEB's undersampling takes the rows there are; the score is a real logistic regression on them, not 0.0."""
+    data = load_task(folder_task(_three_row_task(tmp_path)))
+    rng = np.random.RandomState(0)
+    train_vectors = np.array([[2.0, 0.1], [-2.0, 0.0], [1.5, -0.2]]) + 0.01 * rng.randn(3, 2)
+    test_vectors = np.array([[1.8, 0.0], [-1.9, 0.1], [0.2, 0.3], [0.1, -0.4]])
+    protocol = MTEBClassificationProtocol()
+    scores = run_mteb_classification(lambda rows: train_vectors[rows], data.train_labels, test_vectors,
+                                     data.test_labels, protocol)
+    assert scores["n_train"] == 3 and scores["n_train_texts_embedded"] == 3
+    expected = LogisticRegression(random_state=42, max_iter=100).fit(train_vectors, data.train_labels)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(data.test_labels, expected.predict(test_vectors)))
+    assert scores["accuracy"] > 0 and scores["accuracy_std"] == 0.0  # ten identical experiments

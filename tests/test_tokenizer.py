@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from modeling_asterisk import tokenization_asterisk
-from modeling_asterisk.tokenization_asterisk import build_tokenizer, gpt2_vocabulary_files
+from asterisk_embeddings import tokenizer as tokenization_asterisk
+from asterisk_embeddings.tokenizer import build_tokenizer, gpt2_vocabulary_files
 
 
 def test_official_gpt2_vocabulary(tokenizer):

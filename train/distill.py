@@ -1,21 +1,26 @@
-"""Distil a sentence-embedding teacher into an Asterisk student.
+"""Distil one or more sentence-embedding teachers into an Asterisk student.
 
-    accelerate launch train/distill.py --config train/configs/cpu.yaml [--key value ...]
-    python train/distill.py --config train/configs/tiny.yaml --output_dir outputs/tiny
+    accelerate launch train/distill.py --config cpu [--key value ...]
+    python train/distill.py --config tiny --output_dir outputs/tiny
+    accelerate launch train/distill.py --config release --targets_only      # the teacher pass alone
 
 One CPU, one GPU, several GPUs or nodes are launcher settings (`accelerate launch --multi_gpu ...`, or a
 file from train/accelerate_configs/); this script never picks a device, precision or distribution itself.
 `batch_size` is the global batch: accelerate splits each batch across processes, so a recipe behaves the
 same on any number of them.
 
+`output_dir` is the run folder: `run.json` (the settings), `checkpoints/`, `logs/`, and at the end `model/`,
+the exported model folder and nothing else. One run writes to a folder at a time.
+
 Reads top to bottom: config, data, teacher targets, student, loss, loop, export.
 """
+
+from __future__ import annotations
 
 import json
 import math
 import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,45 +41,73 @@ from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers import get_scheduler  # noqa: E402
 
-from modeling_asterisk import AsteriskConfig, AsteriskModel, build_tokenizer  # noqa: E402
-from modeling_asterisk.saving import save_model_folder  # noqa: E402
-from train.batching import DistillationCollator, LengthGroupedBatchSampler  # noqa: E402
-from train.cli_config import parse_config  # noqa: E402
-from train.corpus import column_array, load_corpus, split_heldout, tokenize_corpus  # noqa: E402
-from train.losses import DistillationLoss  # noqa: E402
-from train.student_init import init_from_teacher_tokens, pca_reduce, teacher_token_embeddings  # noqa: E402
-from train.targets import compute_teacher_targets  # noqa: E402
-from train.teacher import DEFAULT_TEACHER  # noqa: E402
-from train.tracking import JSONLinesTracker, plot_training_curves  # noqa: E402
+from asterisk_embeddings.saving import save_model_folder  # noqa: E402
+from asterisk_embeddings.tokenizer import build_tokenizer  # noqa: E402
+from modeling_asterisk import AsteriskConfig, AsteriskModel  # noqa: E402
+from train.data_paths import cache_home  # noqa: E402
+from train.distillation.batching import DistillationCollator, LengthGroupedBatchSampler  # noqa: E402
+from train.distillation.config import ConfigError, parse_config  # noqa: E402
+from train.distillation.corpus import column_array, load_corpus, split_rows, teacher_inputs, tokenize_corpus  # noqa: E402
+from train.distillation.losses import DistillationLoss  # noqa: E402
+from train.distillation.run_folder import RunFolder, RunFolderError  # noqa: E402
+from train.distillation.student_init import init_from_teacher_tokens, teacher_token_embeddings  # noqa: E402
+from train.distillation.targets import teacher_targets  # noqa: E402
+from train.distillation.teacher import DEFAULT_TEACHER, TeacherSpec  # noqa: E402
+from train.distillation.tracking import JSONLinesTracker, plot_training_curves  # noqa: E402
 
 INIT_CHOICES = ("teacher_tokens", "random")
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TARGET_SPACES = ("projection", "pca")
 
 
 @dataclass
-class DistillConfig:
-    """Every key can be set in a preset (train/configs/*.yaml) or on the command line (--key value)."""
+class ExtraTeacher:
+    """A further teacher (`extra_teachers` entries); the keys mean what the `teacher_*` keys mean."""
 
-    output_dir: str = "outputs/distill"  # the model folder; checkpoints/ and logs/ live inside it
-    config: str | None = None  # the preset file this run was read from (recorded, not read again)
+    name: str
+    prompt: str | None = None
+    prompt_name: str | None = None
+    dim: int | None = None
+    dtype: str = "bfloat16"
+    max_length: int | None = None
+    batch_size: int = 32
+    trust_remote_code: bool = False
+    max_texts: int | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class DistillConfig:
+    """Every key can be set in a preset (train/configs/*.yaml, or `--config NAME`) or on the command line."""
+
+    output_dir: str = "outputs/distill"  # the run folder: run.json, checkpoints/, logs/, model/
+    config: str | None = None  # the preset this run was read from (recorded, not read again)
     # Data
     corpus: list[str] = field(default_factory=lambda: ["distill_corpus/sentences.tsv.gz"])  # under the data root
     text_column: str = "text"
     max_sentences: int | None = None  # a seeded random subset of the corpus; None = all of it
-    heldout_sentences: int = 2000  # never trained on; the held-out cosine to the teacher is measured on them
-    max_length: int = 128  # student tokens per text; the teacher reads the same (decoded) text
-    # Teacher
+    heldout_sentences: int = 2000  # never trained on; the held-out cosine to each teacher is measured on them
+    max_length: int = 128  # student tokens per text: the exported model's max_position_embeddings
+    # Teacher (any sentence-transformers folder or cached Hub id); `extra_teachers` adds more
     teacher: str = DEFAULT_TEACHER  # folder or Hub id; the default is read offline from PyPI
-    teacher_dim: int | None = 384  # expected teacher embedding size (None: accept any)
-    teacher_dtype: str = "bfloat16"  # forward dtype for targets; bf16 vs fp32 targets: cosine >= 0.9999
+    teacher_prompt: str | None = None  # text before every input; overrides teacher_prompt_name
+    teacher_prompt_name: str | None = None  # one of the teacher's prompts; None: the folder's default prompt
+    teacher_dim: int | None = None  # expected teacher embedding size, a check only (None: accept the teacher's)
+    teacher_dtype: str = "bfloat16"  # forward dtype of the teacher pass; bf16 vs fp32 targets: cosine >= 0.9999
     teacher_max_length: int | None = None  # None: the teacher folder's max_seq_length
-    teacher_batch_size: int = 128
-    targets_chunk_rows: int = 4096  # rows per unit of work (and of resumption) when encoding targets
+    teacher_batch_size: int = 32
+    teacher_trust_remote_code: bool = False
+    teacher_max_texts: int | None = None  # training texts this teacher scores (a seeded sample); None: all
+    teacher_weight: float = 1.0  # weight of this teacher's loss
+    extra_teachers: list[dict] = field(default_factory=list, metadata={"schema": ExtraTeacher})
+    targets_chunk_rows: int = 4096  # texts per shard (the unit of resumption) of the teacher pass
+    targets_only: bool = False  # run the teacher pass and stop (cached for later runs)
     # Student
-    model: dict = field(default_factory=dict)  # AsteriskConfig overrides; {} = the paper's architecture
+    model: dict = field(default_factory=dict, metadata={"schema": AsteriskConfig})  # AsteriskConfig overrides
     init: str = "teacher_tokens"  # or "random" (the paper)
-    target_space: str = "projection"  # trainable 256->384 map dropped at export, or fixed "pca" of the targets
+    init_teacher: str | None = None  # whose token embeddings initialise the student; None: the (first) teacher
+    init_with_prompt: bool = False  # whether the teacher's prompt precedes each token text for teacher_tokens
+    target_space: str = "projection"  # trainable student->teacher map dropped at export, or fixed "pca"
+    matryoshka_dims: list[int] | None = None  # e.g. [128, 64, 32]: prefixes trained to be used alone (+ the full size)
     # Loss
     cosine_weight: float = 1.0
     mse_weight: float = 1.0
@@ -96,54 +129,111 @@ class DistillConfig:
     log_every: int = 10
     eval_every: int = 250
     checkpoint_every: int = 500
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # newest complete checkpoints kept (>= 1)
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
-    cache_dir: str = ".cache"  # teacher targets, token init, datasets cache
+    overwrite_output_dir: bool = False  # start over in a run folder that holds an earlier run
+    cache_dir: str | None = None  # teacher targets, token init, datasets cache; None: ~/.cache/asterisk
     num_workers: int = 0
     max_nonfinite_steps: int = 25  # consecutive skipped steps before giving up
+    max_skipped_fraction: float = 0.1  # a run that skipped more of its steps than this exports nothing
 
     def __post_init__(self):
-        if isinstance(self.corpus, str):
-            self.corpus = [self.corpus]
-        checks = [
-            (self.init in INIT_CHOICES, f"init must be one of {INIT_CHOICES}"),
-            (self.target_space in TARGET_SPACES, f"target_space must be one of {TARGET_SPACES}"),
-            (self.teacher_dtype in TORCH_DTYPES, f"teacher_dtype must be one of {tuple(TORCH_DTYPES)}"),
-            (self.batch_size > 0 and self.gradient_accumulation_steps > 0, "batch sizes must be positive"),
-            (self.max_steps is None or self.max_steps > 0, "max_steps must be positive"),
-            (self.epochs > 0, "epochs must be positive"),
-            (min(self.log_every, self.eval_every, self.checkpoint_every) > 0, "log/eval/checkpoint intervals must be positive"),
+        positive = ("max_length", "heldout_sentences", "batch_size", "gradient_accumulation_steps", "log_every",
+                    "eval_every", "checkpoint_every", "keep_checkpoints", "targets_chunk_rows", "teacher_batch_size")
+        checks = [(getattr(self, name) > 0, f"{name} must be a positive integer, got {getattr(self, name)}")
+                  for name in positive]
+        checks += [
+            (self.output_dir.strip() != "", "output_dir must name a folder, got an empty string"),
+            (self.init in INIT_CHOICES, f"init must be one of {INIT_CHOICES}, got {self.init!r}"),
+            (self.target_space in TARGET_SPACES,
+             f"target_space must be one of {TARGET_SPACES}, got {self.target_space!r}"),
+            (self.max_steps is None or self.max_steps > 0, f"max_steps must be positive, got {self.max_steps}"),
+            (self.max_sentences is None or self.max_sentences > 0,
+             f"max_sentences must be positive, got {self.max_sentences}"),
+            (self.epochs > 0, f"epochs must be positive, got {self.epochs}"),
+            (self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}"),
+            (0 <= self.max_skipped_fraction < 1,
+             f"max_skipped_fraction must be in [0, 1), got {self.max_skipped_fraction}"),
+            (self.teacher_max_texts is None or self.teacher_max_texts > 0,
+             f"teacher_max_texts must be positive, got {self.teacher_max_texts}"),
+            ("max_position_embeddings" not in self.model or self.model["max_position_embeddings"] == self.max_length,
+             "the student's token limit is max_length; do not set model.max_position_embeddings"),
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise ConfigError(message)
+        for i, extra in enumerate(self.extra_teachers):
+            if "name" not in extra:
+                raise ConfigError(f"extra_teachers[{i}] names no teacher (its 'name' key).")
+
+    def teachers(self) -> list[tuple[TeacherSpec, int | None, float]]:
+        """(spec, max_texts, loss weight) of every teacher, the main one first."""
+        main = TeacherSpec(self.teacher, self.teacher_prompt, self.teacher_prompt_name, self.teacher_dtype,
+                           self.teacher_max_length, self.teacher_dim, self.teacher_trust_remote_code,
+                           self.teacher_batch_size)
+        out = [(main, self.teacher_max_texts, self.teacher_weight)]
+        for extra in map(lambda values: ExtraTeacher(**values), self.extra_teachers):
+            spec = TeacherSpec(extra.name, extra.prompt, extra.prompt_name, extra.dtype, extra.max_length, extra.dim,
+                               extra.trust_remote_code, extra.batch_size)
+            out.append((spec, extra.max_texts, extra.weight))
+        return out
 
 
-class StudentWithTeacherHead(nn.Module):
-    """The student plus the map from its embedding into the teacher's space (dropped at export)."""
+    def init_teacher_spec(self) -> TeacherSpec:
+        """The teacher whose token embeddings initialise the student: a configured teacher's spec if named."""
+        specs = [spec for spec, _, _ in self.teachers()]
+        if self.init_teacher is None:
+            return specs[0]
+        return next((spec for spec in specs if spec.name == self.init_teacher),
+                    TeacherSpec(self.init_teacher, dtype=self.teacher_dtype))
 
-    def __init__(self, student: AsteriskModel, teacher_dim: int):
+
+# Keys that change what a run trains; a resumed run must keep them (the others are bookkeeping).
+BOOKKEEPING_KEYS = ("output_dir", "config", "resume_from_checkpoint", "overwrite_output_dir", "log_every",
+                    "eval_every", "checkpoint_every", "keep_checkpoints", "num_workers", "targets_only", "cache_dir",
+                    "targets_chunk_rows", "teacher_batch_size", "max_nonfinite_steps", "max_skipped_fraction")
+
+
+class StudentWithTeacherHeads(nn.Module):
+    """The student plus maps from its embedding into each teacher's space (all dropped at export).
+
+    One map per teacher and per Matryoshka prefix: the first `d` dimensions of the embedding go through their own
+    `d -> teacher_dim` head, so every prefix is trained to stand on its own. Without Matryoshka the only prefix is
+    the whole embedding.
+    """
+
+    def __init__(self, student: AsteriskModel, teacher_dims: list[int], prefix_dims: list[int]):
         super().__init__()
         self.student = student
-        self.to_teacher = nn.Linear(student.config.projection_dim, teacher_dim)
+        self.prefix_dims = prefix_dims
+        self.to_teachers = nn.ModuleList(
+            nn.ModuleList(nn.Linear(prefix, dim) for prefix in prefix_dims) for dim in teacher_dims
+        )
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask) -> list[list[torch.Tensor]]:
+        """Per teacher, per prefix (the whole embedding first): the student mapped into the teacher's space."""
         embedding = self.student(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-        return self.to_teacher(embedding)
+        return [[head(embedding[:, :prefix]) for head, prefix in zip(heads, self.prefix_dims)]
+                for heads in self.to_teachers]
 
 
 def main(argv: list[str] | None = None) -> Path:
     started = time.perf_counter()
     cfg = parse_config(DistillConfig, argv)
-    output_dir = Path(cfg.output_dir)
+    run = RunFolder(cfg.output_dir)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         # `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs otherwise starts N
         # independent single-process runs; this makes them one gloo process group on the CPU.
         os.environ.setdefault("ACCELERATE_USE_CPU", "1")
+    run.stop_with_launcher()
+    run.lock(int(os.environ.get("RANK", "0")))
+    settings = {k: v for k, v in asdict(cfg).items() if k not in BOOKKEEPING_KEYS}
+    run.check_start(settings, cfg.resume_from_checkpoint, cfg.overwrite_output_dir, cfg.targets_only,
+                    is_main=int(os.environ.get("RANK", "0")) == 0)
     accelerator = Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
-        log_with=[JSONLinesTracker("distill", output_dir / "logs")],
+        log_with=[JSONLinesTracker("distill", run.logs)],
     )
     if accelerator.num_processes != int(os.environ.get("WORLD_SIZE", "1")):
         raise RuntimeError(f"Launched {os.environ['WORLD_SIZE']} processes but accelerate formed a group of "
@@ -152,51 +242,78 @@ def main(argv: list[str] | None = None) -> Path:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {accelerator.num_processes} processes.")
     set_seed(cfg.seed)
     log = accelerator.print
+    cache_root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_home()
 
-    # ---- Data: load, clean, tokenise (cached), split off the held-out slice --------------------------------
+    # ---- Data: load, clean, tokenise (cached), split off the held-out rows ------------------------------------
     tokenizer = build_tokenizer(cfg.max_length)
-    datasets_cache = str(Path(cfg.cache_dir) / "datasets")
     with accelerator.main_process_first():
-        corpus, corpus_stats = load_corpus(cfg.corpus, cfg.text_column, cfg.max_sentences, cfg.seed, datasets_cache)
+        corpus, corpus_stats = load_corpus(cfg.corpus, cfg.text_column, cfg.max_sentences, cfg.seed,
+                                           str(cache_root / "datasets"))
         tokenized = tokenize_corpus(corpus, tokenizer, cfg.max_length)
     corpus_stats.truncated = int(column_array(tokenized, "truncated").sum())
     log(f"Corpus: {corpus_stats.kept:,} texts ({corpus_stats.truncated:,} truncated to {cfg.max_length} tokens).")
+    heldout_rows, train_order = split_rows(len(tokenized), cfg.heldout_sentences, cfg.seed)
 
-    # ---- Teacher targets: from the cache, or encoded now (sharded across processes) ------------------------
+    # ---- Teacher targets: each teacher scores the held-out rows and its share of the training rows ------------
     targets_started = time.perf_counter()
-    targets = compute_teacher_targets(
-        accelerator, tokenized, tokenizer, cfg.teacher, cfg.cache_dir, cfg.teacher_dtype, cfg.teacher_max_length,
-        cfg.teacher_batch_size, cfg.teacher_dim, cfg.targets_chunk_rows,
-    )
+    targets = []
+    for spec, max_texts, _ in cfg.teachers():
+        covered = train_order if max_texts is None else train_order[:max_texts]
+        rows = np.concatenate([heldout_rows, covered])
+        targets.append(teacher_targets(
+            spec, rows, len(tokenized), lambda r: teacher_inputs(tokenized, tokenizer, r), cache_root,
+            device=accelerator.device, process_index=accelerator.process_index,
+            num_processes=accelerator.num_processes, barrier=accelerator.wait_for_everyone,
+            chunk_rows=cfg.targets_chunk_rows, progress=accelerator.is_local_main_process,
+        ))
+        how = (f"{targets[-1].computed:,} encoded now, the rest read from cache" if targets[-1].computed
+               else "read from cache")
+        log(f"Teacher {spec.name}: {len(rows):,} texts x {targets[-1].dim} ({how}) in {targets[-1].store.folder}.")
     targets_seconds = time.perf_counter() - targets_started
-    how = "read from cache" if targets.from_cache else f"computed in {targets_seconds:.0f} s"
-    log(f"Teacher targets: {targets.meta['rows']:,} x {targets.dim} from {targets.folder} ({how}).")
-    train_set, heldout_set = split_heldout(tokenized, cfg.heldout_sentences, cfg.seed)
-    train_lengths = column_array(train_set, "length")
-    train_set = train_set.select_columns(["input_ids", "row_id"])
-    heldout_set = heldout_set.select_columns(["input_ids", "row_id"])
+    if cfg.targets_only:
+        log(f"Teacher targets ready in {targets_seconds:.0f} s (--targets_only: no training).")
+        run.unlock()
+        return run.path
+    covered = np.logical_or.reduce([t.has for t in targets])
+    train_rows = train_order[covered[train_order]]  # training rows some teacher scored, in the seeded order
+    train_set = tokenized.select(np.sort(train_rows)).select_columns(["input_ids", "row_id"])
+    train_lengths = np.minimum(column_array(tokenized, "length")[np.sort(train_rows)], cfg.max_length)
+    heldout_set = tokenized.select(heldout_rows).select_columns(["input_ids", "row_id"])
+    log(f"Training on {len(train_rows):,} texts; {len(heldout_rows):,} held out.")
 
     # ---- Student ----------------------------------------------------------------------------------------------
-    student_config = AsteriskConfig(**{"max_position_embeddings": max(128, cfg.max_length), **cfg.model})
+    student_config = AsteriskConfig(**{**cfg.model, "max_position_embeddings": cfg.max_length})
+    if cfg.matryoshka_dims:
+        if not all(0 < d <= student_config.projection_dim for d in cfg.matryoshka_dims):
+            raise ConfigError(f"matryoshka_dims {cfg.matryoshka_dims} must lie in [1, projection_dim="
+                              f"{student_config.projection_dim}].")
+        student_config.matryoshka_dims = sorted(set(cfg.matryoshka_dims) | {student_config.projection_dim},
+                                                reverse=True)
     student = AsteriskModel(student_config)
     if cfg.init == "teacher_tokens":
+        init_spec = cfg.init_teacher_spec()
         with accelerator.main_process_first():  # the main process fills the cache, the others read it
-            token_vectors = teacher_token_embeddings(tokenizer, cfg.teacher, student_config.hidden_size, cfg.cache_dir,
-                                                     device=accelerator.device, dtype=TORCH_DTYPES[cfg.teacher_dtype])
+            token_vectors = teacher_token_embeddings(tokenizer, init_spec, student_config.hidden_size, cache_root,
+                                                     device=accelerator.device, with_prompt=cfg.init_with_prompt)
         init_from_teacher_tokens(student, token_vectors)
-    model = StudentWithTeacherHead(student, targets.dim)
+    prefix_dims = [student_config.projection_dim, *sorted(set(cfg.matryoshka_dims or []) -
+                                                           {student_config.projection_dim}, reverse=True)]
+    model = StudentWithTeacherHeads(student, [t.dim for t in targets], prefix_dims)
     if cfg.target_space == "pca":
-        # Fixed map: the student learns the targets' top principal coordinates; the map adds the rest back.
-        rows = np.random.default_rng(cfg.seed).permutation(column_array(train_set, "row_id"))[:50_000]
-        sample = torch.from_numpy(targets.rows(rows))
-        mean = sample.mean(0)
-        _, _, components = torch.linalg.svd(sample - mean, full_matrices=False)
-        with torch.no_grad():
-            model.to_teacher.weight.copy_(components[: student_config.projection_dim].T)
-            model.to_teacher.bias.copy_(mean)
-        model.to_teacher.requires_grad_(False)
+        # Fixed maps: the student learns each teacher's top principal coordinates; the map adds the rest back.
+        for head, teacher in zip((heads[0] for heads in model.to_teachers), targets):
+            sample_rows = np.flatnonzero(teacher.has)
+            sample_rows = np.random.default_rng(cfg.seed).permutation(sample_rows)[:50_000]
+            sample = torch.from_numpy(teacher.vectors[np.sort(sample_rows)].astype(np.float32))
+            mean = sample.mean(0)
+            _, _, components = torch.linalg.svd(sample - mean, full_matrices=False)
+            with torch.no_grad():
+                head.weight.copy_(components[: student_config.projection_dim].T)
+                head.bias.copy_(mean)
+            head.requires_grad_(False)
     loss_fn = DistillationLoss(cfg.cosine_weight, cfg.mse_weight, cfg.relational_weight, cfg.relational_kind,
                                cfg.relational_temperature)
+    teacher_weights = [weight for _, _, weight in cfg.teachers()]
 
     # ---- Optimiser, schedule, batches ----------------------------------------------------------------------
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
@@ -222,7 +339,7 @@ def main(argv: list[str] | None = None) -> Path:
     progress = {"step": 0, "batches": 0, "train_seconds": 0.0, "sentences": 0, "tokens": 0, "nonfinite_skipped": 0}
     resumed_from = None
     if cfg.resume_from_checkpoint:
-        checkpoint = find_checkpoint(output_dir, cfg.resume_from_checkpoint)
+        checkpoint = run.find_checkpoint(cfg.resume_from_checkpoint)
         accelerator.load_state(str(checkpoint))
         progress = json.loads((checkpoint / "progress.json").read_text())
         resumed_from = str(checkpoint)
@@ -234,7 +351,7 @@ def main(argv: list[str] | None = None) -> Path:
                disable=not accelerator.is_local_main_process)
     window = {"loss": 0.0, "count": 0, "sentences": 0, "tokens": 0, "seconds": 0.0}
     parts_window: dict[str, float] = {}
-    heldout_cosine = None
+    heldout_cosines = None
     consecutive_nonfinite = 0
     model.train()
     while progress["step"] < total_steps:
@@ -244,8 +361,18 @@ def main(argv: list[str] | None = None) -> Path:
         tick = time.perf_counter()
         for batch in loader:
             with accelerator.accumulate(model):
-                predicted = model(batch["input_ids"], batch["attention_mask"])
-                loss, parts = loss_fn(predicted, batch["targets"])
+                predictions = model(batch["input_ids"], batch["attention_mask"])
+                loss, parts = 0.0, {}
+                for number, (per_prefix, target, mask, weight) in enumerate(
+                        zip(predictions, batch["targets"], batch["target_masks"], teacher_weights)):
+                    suffix = "" if len(predictions) == 1 else f"_t{number}"
+                    for prefix, predicted in zip(prefix_dims, per_prefix):
+                        # Every prefix counts as much as the whole (Matryoshka representation learning's plain sum),
+                        # so the full-size term keeps its weight.
+                        prefix_loss, prefix_parts = loss_fn(predicted, target, mask)
+                        loss = loss + weight * prefix_loss
+                        tag = suffix if prefix == prefix_dims[0] else f"{suffix}_d{prefix}"
+                        parts.update({f"{name}{tag}": value for name, value in prefix_parts.items()})
                 accelerator.backward(loss)
                 grad_norm = None
                 if accelerator.sync_gradients:
@@ -295,16 +422,16 @@ def main(argv: list[str] | None = None) -> Path:
                     "epoch": progress["batches"] / batches_per_epoch,
                 }
                 accelerator.log(metrics, step=step)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", cos=f"{heldout_cosine or 0:.4f}",
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", cos=f"{(heldout_cosines or [0])[0]:.4f}",
                                 sent_s=f"{metrics['sentences_per_s']:.0f}")
                 window = {"loss": 0.0, "count": 0, "sentences": 0, "tokens": 0, "seconds": 0.0}
                 parts_window = {}
             if step % cfg.eval_every == 0 or step == total_steps:
-                heldout_cosine = heldout_cosine_to_teacher(accelerator, model, heldout_loader)
-                accelerator.log({"heldout_cosine": heldout_cosine}, step=step)
-                bar.set_postfix(cos=f"{heldout_cosine:.4f}")
+                heldout_cosines = heldout_cosine_to_teachers(accelerator, model, heldout_loader)
+                accelerator.log(cosine_metrics(heldout_cosines), step=step)
+                bar.set_postfix(cos=f"{heldout_cosines[0]:.4f}")
             if step % cfg.checkpoint_every == 0 or step == total_steps:
-                save_checkpoint(accelerator, output_dir, progress, cfg.keep_checkpoints)
+                run.save_checkpoint(accelerator, progress, cfg.keep_checkpoints)
             tick = time.perf_counter()
             if step >= total_steps:
                 break
@@ -313,70 +440,61 @@ def main(argv: list[str] | None = None) -> Path:
           f"{cfg.batch_size // accelerator.num_processes} texts on {accelerator.device}", flush=True)
 
     # ---- Export: the student alone, atomically, with its training record -----------------------------------
-    if heldout_cosine is None:  # resumed after the last step: measure once more
-        heldout_cosine = heldout_cosine_to_teacher(accelerator, model, heldout_loader)
+    if heldout_cosines is None:  # resumed after the last step: measure once more
+        heldout_cosines = heldout_cosine_to_teachers(accelerator, model, heldout_loader)
+    check_trained(heldout_cosines, progress, cfg.max_skipped_fraction)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        info = training_info(cfg, accelerator, corpus_stats, len(train_set), len(heldout_set), progress, heldout_cosine,
-                             targets_seconds, time.perf_counter() - started, resumed_from, targets.meta)
-        plot_training_curves(output_dir / "logs" / "metrics.jsonl", output_dir / "logs" / "training_curves.png")
+        info = training_info(cfg, accelerator, corpus_stats, len(train_rows), len(heldout_rows), progress,
+                             heldout_cosines, targets_seconds, time.perf_counter() - started, resumed_from, targets)
+        plot_training_curves(run.logs / "metrics.jsonl", run.logs / "training_curves.png")
         save_model_folder(
-            accelerator.unwrap_model(model).student, tokenizer, output_dir, overwrite=True,
+            accelerator.unwrap_model(model).student, tokenizer, run.model_dir, overwrite=True,
             extra_files={"training_info.json": json.dumps(info, indent=2) + "\n",
-                         "training_curves.png": (output_dir / "logs" / "training_curves.png").read_bytes()},
+                         "training_curves.png": (run.logs / "training_curves.png").read_bytes()},
         )
-        log(f"Saved the student to {output_dir} (held-out cosine to teacher {heldout_cosine:.4f}).")
+        log(f"Saved the student to {run.model_dir} (held-out cosine to teacher {heldout_cosines[0]:.4f}).")
     accelerator.end_training()
-    return output_dir
+    run.unlock()
+    return run.model_dir
 
 
 @torch.no_grad()
-def heldout_cosine_to_teacher(accelerator, model, heldout_loader) -> float:
-    """Mean cosine between the student (mapped into teacher space) and the teacher on the held-out texts."""
+def heldout_cosine_to_teachers(accelerator, model, heldout_loader) -> list[float]:
+    """Mean cosine between the student (mapped into each teacher's space) and that teacher, on the held-out texts."""
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()
-    total, count = 0.0, 0
+    totals, count = None, 0
     with accelerator.autocast():
         for batch in heldout_loader:
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            predicted = unwrapped(batch["input_ids"], batch["attention_mask"]).float()
-            total += torch.nn.functional.cosine_similarity(predicted, batch["targets"], dim=-1).sum().item()
-            count += len(predicted)
+            batch = {k: ([t.to(accelerator.device) for t in v] if isinstance(v, list) else v.to(accelerator.device))
+                     for k, v in batch.items()}
+            predictions = unwrapped(batch["input_ids"], batch["attention_mask"])
+            sums = [torch.nn.functional.cosine_similarity(per_prefix[0].float(), t, dim=-1).sum().item()
+                    for per_prefix, t in zip(predictions, batch["targets"])]
+            totals = sums if totals is None else [a + b for a, b in zip(totals, sums)]
+            count += len(batch["input_ids"])
     unwrapped.train()
-    return total / count
+    return [total / count for total in totals]
 
 
-def find_checkpoint(output_dir: Path, which: str) -> Path:
-    """`latest` = the newest complete checkpoint in output_dir/checkpoints; anything else is a folder path."""
-    if which != "latest":
-        path = Path(which)
-        if not (path / "progress.json").is_file():
-            raise FileNotFoundError(f"{path} is not a complete checkpoint (no progress.json).")
-        return path
-    complete = sorted(p for p in (output_dir / "checkpoints").glob("step_*")
-                      if p.is_dir() and (p / "progress.json").is_file())
-    if not complete:
-        raise FileNotFoundError(f"No complete checkpoint in {output_dir / 'checkpoints'} to resume from.")
-    return complete[-1]
+def cosine_metrics(cosines: list[float]) -> dict:
+    out = {"heldout_cosine": cosines[0]}
+    if len(cosines) > 1:
+        out.update({f"heldout_cosine_t{i}": value for i, value in enumerate(cosines)})
+    return out
 
 
-def save_checkpoint(accelerator, output_dir: Path, progress: dict, keep: int) -> None:
-    """save_state into a staging folder, then rename: `progress.json` is written last, marking it complete."""
-    final = output_dir / "checkpoints" / f"step_{progress['step']:08d}"
-    staging = final.with_name(final.name + ".partial")
-    if accelerator.is_main_process and staging.exists():
-        shutil.rmtree(staging)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (staging / "progress.json").write_text(json.dumps(progress))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-        for old in sorted(p for p in final.parent.glob("step_*") if not p.name.endswith(".partial"))[:-keep]:
-            shutil.rmtree(old)
-    accelerator.wait_for_everyone()
+def check_trained(cosines: list[float], progress: dict, max_skipped_fraction: float) -> None:
+    """Refuse to export a model that did not train: a non-finite held-out cosine or mostly skipped steps."""
+    if not all(math.isfinite(c) for c in cosines):
+        raise FloatingPointError(f"The held-out cosine to the teacher is not finite ({cosines}): the student or the "
+                                 "teacher targets hold NaN/inf. Nothing was exported.")
+    skipped, steps = progress["nonfinite_skipped"], max(progress["step"], 1)
+    if skipped / steps > max_skipped_fraction:
+        raise FloatingPointError(f"{skipped} of {steps} steps had non-finite gradients and were skipped (more than "
+                                 f"max_skipped_fraction={max_skipped_fraction}); nothing was exported. Check the "
+                                 "teacher targets and lower learning_rate.")
 
 
 def hardware_description(accelerator) -> dict:
@@ -395,12 +513,19 @@ def hardware_description(accelerator) -> dict:
     return info
 
 
-def training_info(cfg, accelerator, corpus_stats, n_train, n_heldout, progress, heldout_cosine, targets_seconds,
-                  wall_seconds, resumed_from, targets_meta) -> dict:
+def training_info(cfg, accelerator, corpus_stats, n_train, n_heldout, progress, heldout_cosines, targets_seconds,
+                  wall_seconds, resumed_from, targets) -> dict:
     train_seconds = progress["train_seconds"]
+    teachers = []
+    for (_, max_texts, weight), teacher, cosine in zip(cfg.teachers(), targets, heldout_cosines):
+        described = {k: v for k, v in teacher.description.items() if k not in ("folder", "store")}
+        teachers.append({**described, "max_texts": max_texts, "texts_scored": int(teacher.has.sum()) - n_heldout,
+                         "loss_weight": weight, "final_heldout_cosine": round(cosine, 5)})
     return {
         "teacher": cfg.teacher,
-        "teacher_dim": targets_meta["dim"],
+        "teacher_dim": targets[0].dim,
+        "teacher_prompt": targets[0].description["prompt"],
+        "teachers": teachers,
         "corpus": cfg.corpus,
         "corpus_stats": asdict(corpus_stats),
         "train_sentences": n_train,
@@ -412,9 +537,10 @@ def training_info(cfg, accelerator, corpus_stats, n_train, n_heldout, progress, 
         "global_batch_size": cfg.batch_size * cfg.gradient_accumulation_steps,
         "init": cfg.init,
         "target_space": cfg.target_space,
+        "matryoshka_dims": cfg.matryoshka_dims,
         "loss": {"cosine": cfg.cosine_weight, "mse": cfg.mse_weight, "relational": cfg.relational_weight,
                  "relational_kind": cfg.relational_kind},
-        "final_heldout_cosine": round(heldout_cosine, 5),
+        "final_heldout_cosine": round(heldout_cosines[0], 5),
         "train_seconds": round(train_seconds, 1),
         "teacher_targets_seconds": round(targets_seconds, 1),
         "wall_seconds": round(wall_seconds, 1),
@@ -429,4 +555,9 @@ def training_info(cfg, accelerator, corpus_stats, n_train, n_heldout, progress, 
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ConfigError, RunFolderError, FileNotFoundError, FileExistsError, FloatingPointError, ValueError) as error:
+        # Bad input and refusals: the message names the file or key and the fix; a traceback would bury it.
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

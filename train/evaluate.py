@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `train` and `modeling_ast
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from train.classification_protocol import (  # noqa: E402
+from train.evaluation.classification_protocol import (  # noqa: E402
     STS_PROTOCOL,
     MTEBClassificationProtocol,
     SentEvalKFoldProtocol,
@@ -46,9 +46,9 @@ from train.classification_protocol import (  # noqa: E402
     senteval_order,
     sts_scores,
 )
-from train.embedders import Embedder, EmbeddingCache, load_embedder  # noqa: E402
-from train.fc_head import FCConfig, train_fc  # noqa: E402
-from train.tasks import ClassificationData, KFoldData, STSData, TaskSpec, load_task, resolve_tasks  # noqa: E402
+from train.evaluation.embedders import Embedder, EmbeddingCache, load_embedder  # noqa: E402
+from train.evaluation.fc_head import FCConfig, train_fc  # noqa: E402
+from train.evaluation.tasks import ClassificationData, KFoldData, STSData, TaskSpec, load_task, resolve_tasks  # noqa: E402
 
 logger = logging.getLogger("asterisk.evaluate")
 HARNESS_VERSION = 1
@@ -73,6 +73,7 @@ def evaluate_models(
     device: str = "cpu",
     raise_on_error: bool = False,
     long_texts: str = "truncate",
+    model_options: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
     """Evaluate every model on every task (same texts for all) and write the results.
 
@@ -80,7 +81,7 @@ def evaluate_models(
         models: `--model` values: folders, "teacher", "wordllama", or "LABEL=FOLDER".
         tasks: "all", registry names and/or task folders (list or comma-separated string).
         output_dir: where results go (see the module docstring for the layout).
-        data_dir: the shared data folder (default `train.paths.data_root()`).
+        data_dir: the shared data folder (default `train.data_paths.data_root()`).
         cache_dir / use_cache: the embedding cache (default `.cache/embeddings`).
         batch_size: texts per forward pass.
         max_length: token limit override for transformer models (default: each model's own).
@@ -90,6 +91,8 @@ def evaluate_models(
         raise_on_error: raise `EvaluationError` at the end if any task failed (the CLI exits with 1).
         long_texts: how Asterisk models embed texts over their token limit: "truncate" (as trained) or
             "chunk" (average of consecutive windows, `AsteriskModel.encode(long_texts="chunk")`).
+        model_options: LABEL -> options of that model only: `max_length`, and for sentence-transformers models
+            `dtype` ("float32" by default, "bfloat16" for a large teacher on a CPU) and `prompt_name`.
 
     Returns:
         label -> results dict (the content of that model's results.json).
@@ -102,7 +105,7 @@ def evaluate_models(
     cache = EmbeddingCache(cache_dir, enabled=use_cache)
     output_dir = Path(output_dir)
 
-    embedders = _load_embedders(models, max_length, device, long_texts)
+    embedders = _load_embedders(models, max_length, device, long_texts, model_options or {})
     several = len(embedders) > 1
     runs = []
     for embedder in embedders:
@@ -121,7 +124,7 @@ def evaluate_models(
         try:
             data = load_task(spec, data_dir)
         except Exception as error:  # noqa: BLE001 - one task's bad data must not stop the others
-            for embedder, folder, results in pending:
+            for _, folder, results in pending:
                 _record_error(results, spec, error, folder)
             continue
         for embedder, folder, results in pending:
@@ -150,12 +153,39 @@ def evaluate_models(
 # ----------------------------------------------------------------------------------------------- models
 
 
-def _load_embedders(models: list[str], max_length: int | None, device: str, long_texts: str) -> list[Embedder]:
+MODEL_OPTIONS = {"max_length": int, "dtype": str, "prompt_name": str}
+
+
+def parse_model_options(values: list[str]) -> dict[str, dict]:
+    """["LABEL:key=value,key=value", ...] -> {LABEL: {key: value}}; keys from `MODEL_OPTIONS`."""
+    options: dict[str, dict] = {}
+    for value in values:
+        label, _, pairs = value.partition(":")
+        if not label or not pairs:
+            raise ValueError(f"--model_options takes LABEL:key=value[,key=value], got {value!r}.")
+        for pair in pairs.split(","):
+            key, _, raw = pair.partition("=")
+            if key not in MODEL_OPTIONS or not raw:
+                raise ValueError(f"--model_options {value!r}: unknown option {key!r}; options: "
+                                 f"{', '.join(MODEL_OPTIONS)} (key=value).")
+            try:
+                options.setdefault(label, {})[key] = MODEL_OPTIONS[key](raw)
+            except ValueError:
+                raise ValueError(f"--model_options {value!r}: {key} takes an integer, got {raw!r}.") from None
+    return options
+
+
+def _load_embedders(models: list[str], max_length: int | None, device: str, long_texts: str,
+                    model_options: dict[str, dict]) -> list[Embedder]:
     embedders, labels = [], set()
+    unused = set(model_options)
     for value in models:
         label, spec = _split_label(value)
-        embedder = load_embedder(spec, label=label, max_length=max_length if spec != "wordllama" else None,
-                                 device=device, long_texts=long_texts)
+        options = dict(model_options.get(label or "", {}))
+        unused.discard(label or "")
+        embedder = load_embedder(spec, label=label,
+                                 max_length=options.pop("max_length", max_length if spec != "wordllama" else None),
+                                 device=device, long_texts=long_texts, **options)
         base = embedder.label = re.sub(r"[^A-Za-z0-9_.+-]+", "_", embedder.label) or "model"
         suffix = 2
         while embedder.label in labels:  # two folders with the same name: keep their outputs apart
@@ -163,6 +193,8 @@ def _load_embedders(models: list[str], max_length: int | None, device: str, long
             suffix += 1
         labels.add(embedder.label)
         embedders.append(embedder)
+    if unused:
+        raise ValueError(f"--model_options name {sorted(unused)}, which no --model LABEL=... names.")
     return embedders
 
 
@@ -273,7 +305,7 @@ def _write_results(results: dict, folder: Path) -> None:
 def _finish(results: dict, folder: Path) -> None:
     _write_results(results, folder)
     if results["tasks"]:
-        from train.plots import bar_chart
+        from train.evaluation.plots import bar_chart
 
         bar_chart([results], folder / "results.png", title=_chart_title([results]))
 
@@ -324,6 +356,7 @@ def _evaluate_task(embedder: Embedder, spec: TaskSpec, data, results: dict, cach
              "seconds": round(time.perf_counter() - started, 1)}
     if spec.mteb_name:
         entry["mteb_name"] = spec.mteb_name
+    entry.update(description=spec.description, test_split=spec.test_split)  # the model card quotes them
     results["tasks"][spec.name] = entry
     results["errors"].pop(spec.name, None)
     _write_results(results, folder)
@@ -423,7 +456,7 @@ def comparison_markdown(all_results: list[dict]) -> str:
 
 def write_comparison(all_results: list[dict], output_dir: Path) -> None:
     """comparison.json, comparison.md and comparison.png in `output_dir`."""
-    from train.plots import bar_chart
+    from train.evaluation.plots import bar_chart
 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "comparison.json").write_text(json.dumps({"models": all_results}, indent=2) + "\n")
@@ -460,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long_texts", choices=("truncate", "chunk"), default="truncate",
                         help="Asterisk models: truncate texts over the token limit (default, as trained) or "
                              "average the embeddings of consecutive windows")
+    parser.add_argument("--model_options", action="append", default=[],
+                        help="LABEL:key=value[,key=value] for one model: max_length, dtype (sentence-transformers "
+                             "models: float32 or bfloat16), prompt_name; repeatable")
     parser.add_argument("--fc", action="store_true",
                         help="also train Asterisk + FC heads (Asterisk folders only; slow)")
     parser.add_argument("--fc_low_data_samples", type=int, default=FCConfig.low_data_samples)
@@ -477,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             use_cache=not args.no_cache, batch_size=args.batch_size, max_length=args.max_length, fc=args.fc,
             fc_config=FCConfig(low_data_samples=args.fc_low_data_samples, full_epochs=args.fc_full_epochs),
             overwrite=args.overwrite, device=args.device, long_texts=args.long_texts,
+            model_options=parse_model_options(args.model_options),
         )
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -10,13 +10,14 @@ columns hold the text and the label, which splits train and test, and its type:
 
 Adding a dataset is one entry in `REGISTRY`. A folder holding `train.csv` and `test.csv` with `text,label`
 columns is a task too (`resolve_tasks("path/to/folder")`), evaluated with the default protocol.
-Files are read from `train.paths.data_root()` (`../shared/data` or `$ASTERISK_DATA_DIR`); rows keep their
+Files are read from `train.data_paths.data_root()` (`../shared/data` or `$ASTERISK_DATA_DIR`); rows keep their
 file order, which the MTEB protocol's seeded undersampling depends on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from train.paths import data_root
+from train.data_paths import data_root
+from train.evaluation.classification_protocol import MTEBClassificationProtocol
+
+logger = logging.getLogger(__name__)
 
 TASK_TYPES = ("classification", "kfold-classification", "sts")
 USER_TASK_FILES = ("train.csv", "test.csv")
@@ -213,7 +217,7 @@ def load_task(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> Clas
             raise ValueError(f"{origin}: column {spec.score_column!r} holds no numeric scores.")
         return STSData(_texts(frame[first])[keep].tolist(), _texts(frame[second])[keep].tolist(), scores[keep])
 
-    for split, (frame, origin) in frames.items():
+    for frame, origin in frames.values():
         _require_columns(frame, [spec.text_column, spec.label_column], origin)
         if frame[spec.label_column].isna().any():
             rows = np.flatnonzero(frame[spec.label_column].isna().to_numpy())[:5].tolist()
@@ -227,22 +231,51 @@ def load_task(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> Clas
 
     (train, train_origin), (test, test_origin) = frames[spec.train_split], frames[spec.test_split]
     train_set, test_set = set(train[spec.label_column].tolist()), set(test[spec.label_column].tolist())
-    if train_set != test_set:
-        only_train = sorted(train_set - test_set, key=_label_sort_key)
-        only_test = sorted(test_set - train_set, key=_label_sort_key)
+    only_train = sorted(train_set - test_set, key=_label_sort_key)
+    only_test = sorted(test_set - train_set, key=_label_sort_key)
+    if only_test:
+        # A test label never seen in training can never be predicted: every such row would count as an error.
         raise ValueError(
             f"Task {spec.name!r}: the label sets of train ({train_origin}) and test ({test_origin}) differ: "
-            f"only in train {only_train[:10]}, only in test {only_test[:10]}."
+            f"only in train {only_train[:10]}, only in test {only_test[:10]}. Test labels that train lacks cannot "
+            "be predicted; drop those test rows or add training rows for them."
         )
+    if only_train:  # real intent datasets have such splits; MTEB scores them as they are, and so do we
+        logger.info("Task %r: %d labels occur in train only (%s), not in test; the classifier still learns them, "
+                    "as in MTEB.", spec.name, len(only_train), only_train[:10])
     if len(train_set) < 2:
         raise ValueError(f"Task {spec.name!r}: {train_origin} has a single label {sorted(train_set)}; need at least 2.")
     label_names = sorted(train_set, key=_label_sort_key)
+    _warn_short_labels(spec, train[spec.label_column], train_origin)
     return ClassificationData(
         train_texts=_texts(train[spec.text_column]).tolist(),
         train_labels=_encode(train[spec.label_column], label_names),
         test_texts=_texts(test[spec.text_column]).tolist(),
         test_labels=_encode(test[spec.label_column], label_names),
         label_names=_label_names(train, spec.label_column, label_names),
+    )
+
+
+def _warn_short_labels(spec: TaskSpec, labels: pd.Series, origin: str) -> None:
+    """Log, as a warning, a train split with fewer rows for some label than the protocol samples.
+
+    MTEB v1's undersampling keeps the first `samples_per_label` rows of each label and simply takes fewer
+    where a label has fewer: the score is computed on what there is, which we follow. The warning says how
+    many rows each experiment then trains on, since the score rests on fewer examples than the protocol's.
+    """
+    samples = spec.samples_per_label or MTEBClassificationProtocol.samples_per_label
+    counts = labels.value_counts()
+    short = counts[counts < samples].sort_index(key=lambda index: index.map(_label_sort_key))
+    if short.empty:
+        return
+    used = int(np.minimum(counts.to_numpy(), samples).sum())
+    same = " (so every experiment trains on the same rows)" if len(short) == len(counts) else ""
+    listed = ", ".join(f"{label}: {count}" for label, count in list(short.items())[:10])
+    logger.warning(
+        "Task %r: %s has fewer than samples_per_label=%d training rows for %d of %d labels (%s); as in MTEB, "
+        "each experiment trains on the rows there are: %d rows instead of %d%s.",
+        spec.name, origin, samples, len(short), len(counts), listed + (", ..." if len(short) > 10 else ""),
+        used, samples * len(counts), same,
     )
 
 
@@ -333,12 +366,12 @@ def describe(spec: TaskSpec) -> dict:
 __all__ = [
     "REGISTRY",
     "TASK_TYPES",
-    "TaskSpec",
     "ClassificationData",
     "KFoldData",
     "STSData",
-    "resolve_tasks",
+    "TaskSpec",
+    "describe",
     "folder_task",
     "load_task",
-    "describe",
+    "resolve_tasks",
 ]

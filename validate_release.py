@@ -1,6 +1,6 @@
 """Load an assembled Asterisk release the way a Hub user would, in a process that cannot import `modeling_asterisk`.
 
-    python model_card/validate_in_fresh_process.py RELEASE_DIR REQUEST.json RESULT.npz
+    python validate_release.py RELEASE_DIR REQUEST.json RESULT.npz
 
 `push_to_hub.validate_release` runs this with the same Python, in an empty working directory, with a
 private `HF_HOME` / `HF_MODULES_CACHE`, `HF_HUB_OFFLINE=1` and no token in the environment. REQUEST.json
@@ -9,7 +9,7 @@ on the same texts:
 
 - `AutoTokenizer` (token ids), `AutoModel` (`last_hidden_state`, `pooler_output`, `encode`);
 - `AutoModelForSequenceClassification` (encoder weights found, head new, loss and gradients finite);
-- `pipeline("feature-extraction")` (token features, and the README's recipe for the sentence vector);
+- `pipeline("feature-extraction")` (token features, and their mean: the sentence vector);
 - `SentenceTransformer` (`encode`);
 - ONNX Runtime on `onnx/model.onnx` and `onnx/model_qint8.onnx` when they are in the folder;
 - every ```python block of the folder's README.md, in order, with `repo_id` replaced by the folder.
@@ -97,8 +97,7 @@ def main(release: Path, request: dict, result_path: Path) -> None:
         for i, text in enumerate(texts):
             features = extractor(text, return_tensors=True, truncation=True)  # (1, tokens, hidden)
             arrays[f"pipeline_features_{i}"] = features[0].numpy()
-            with torch.no_grad():  # the README's recipe: mean over the tokens, then the model's projection
-                sentences.append(extractor.model.pooler.projection(features.mean(dim=1))[0].numpy())
+            sentences.append(features.mean(dim=1)[0].numpy())  # the card's recipe: the mean of the token features
         arrays["pipeline_sentence_embedding"] = np.stack(sentences)
 
     def sentence_transformers():

@@ -18,17 +18,18 @@ class JSONLinesTracker(GeneralTracker):
 
     def __init__(self, run_name: str, logging_dir: str | Path):
         super().__init__()
-        self.path = Path(logging_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(logging_dir) / "metrics.jsonl"  # created on first write, by the main process only
 
     @property
     def tracker(self):
         return self.path
 
     def store_init_configuration(self, values: dict):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         (self.path.parent / "config.json").write_text(json.dumps(values, indent=2, default=str))
 
     def log(self, values: dict, step: int | None = None, **kwargs):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as handle:
             handle.write(json.dumps({"step": step, **values}) + "\n")
 
@@ -57,7 +58,8 @@ def plot_training_curves(metrics_path: str | Path, png_path: str | Path, title: 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     if train:
         left.plot(*zip(*train), color="tab:blue", linewidth=1)
-    left.set(xlabel="optimizer step", ylabel="training loss (log scale)", title="Loss", yscale="log")  # the first steps are 100x the rest
+    # Log scale: the first steps' loss is 100x the rest.
+    left.set(xlabel="optimizer step", ylabel="training loss (log scale)", title="Loss", yscale="log")
     left.grid(alpha=0.3)
     if heldout:
         right.plot(*zip(*heldout), marker="o", markersize=3, color="tab:green")

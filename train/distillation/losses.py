@@ -31,9 +31,19 @@ class DistillationLoss(nn.Module):
         self.cosine_weight, self.mse_weight, self.relational_weight = cosine_weight, mse_weight, relational_weight
         self.relational_kind, self.temperature = relational_kind, temperature
 
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Returns the total loss and its parts (detached), for logging."""
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Returns the total loss and its parts (detached), for logging.
+
+        `mask` (B,) selects the rows that have a teacher target; the others do not count. A batch with no such
+        row gives a zero loss that still depends on the student (so every process's backward pass matches).
+        """
         student, teacher = student.float(), teacher.float()
+        if mask is not None and not bool(mask.all()):
+            if not bool(mask.any()):
+                zero = student.sum() * 0.0
+                return zero, {}
+            student, teacher = student[mask], teacher[mask]
         parts = {}
         if self.cosine_weight:
             parts["cosine"] = (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()

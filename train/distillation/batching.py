@@ -44,12 +44,16 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 class DistillationCollator:
-    """Pads `input_ids` to the batch's longest text and looks up each row's teacher target by `row_id`."""
+    """Pads `input_ids` to the batch's longest text and looks up each row's target from every teacher.
 
-    def __init__(self, targets, pad_token_id: int):
+    `targets` and `target_masks` hold one tensor per teacher; a row that a teacher did not score (a teacher
+    with `max_texts` covers part of the corpus) has a zero target and mask False for that teacher.
+    """
+
+    def __init__(self, targets: list, pad_token_id: int):
         self.targets, self.pad_token_id = targets, pad_token_id
 
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: list[dict]) -> dict:
         length = max(len(row["input_ids"]) for row in rows)
         input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -57,8 +61,10 @@ class DistillationCollator:
             input_ids[i, : len(row["input_ids"])] = torch.as_tensor(row["input_ids"])
             attention_mask[i, : len(row["input_ids"])] = 1
         row_ids = np.array([row["row_id"] for row in rows])
+        looked_up = [teacher.rows(row_ids) for teacher in self.targets]
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
-            "targets": torch.from_numpy(self.targets.rows(row_ids)),
+            "targets": [torch.from_numpy(vectors) for vectors, _ in looked_up],
+            "target_masks": [torch.from_numpy(mask) for _, mask in looked_up],
         }

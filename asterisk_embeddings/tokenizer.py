@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import GPT2TokenizerFast
 
-from .configuration_asterisk import GPT2_VOCAB_SIZE
+from modeling_asterisk.configuration_asterisk import GPT2_VOCAB_SIZE
 
 # sha256 of GPT-2's vocab.json and merges.txt as published with the openai-community/gpt2 checkpoint.
 GPT2_FILES = {

@@ -2,7 +2,7 @@
 
 Four settings per classification task, reported beside the logistic-regression protocol:
 
-- `frozen_<n>` / `frozen_full`: the encoder is frozen (`freeze_encoder=True`), only the head trains;
+- `frozen_<n>` / `frozen_full`: the encoder is frozen (`requires_grad_(False)`), only the head trains;
 - `finetune_<n>` / `finetune_full`: encoder and head train together;
 
 where `<n>` is the paper's low-data setting (`low_data_samples`, 1,000 training rows drawn with a seeded
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
-from train.tasks import ClassificationData
+from train.evaluation.tasks import ClassificationData
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +102,11 @@ def train_fc(folder: str | Path, data: ClassificationData, setting: str, config:
     try:
         torch.manual_seed(config.seed)
         model = AsteriskForSequenceClassification.from_pretrained(
-            folder, num_labels=len(data.label_names), freeze_encoder=frozen,
+            folder, num_labels=len(data.label_names),
             id2label=dict(enumerate(data.label_names)), label2id={n: i for i, n in enumerate(data.label_names)},
         )
+        if frozen:  # a training choice, made here: the saved config says nothing about it
+            model.asterisk.requires_grad_(False)
     finally:
         hf_logging.set_verbosity(verbosity)
     max_length = model.config.max_position_embeddings

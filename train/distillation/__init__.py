@@ -1,0 +1,1 @@
+"""Distillation: corpus, teacher, teacher targets, batches, losses, student initialisation, tracking, config."""

@@ -1,0 +1,1 @@
+"""Evaluation: task registry, classification protocols, embedders, Asterisk + FC, plots."""
