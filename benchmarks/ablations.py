@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--output_dir", default="outputs/ablations")
     parser.add_argument("--only", help="comma-separated variant slugs to run (default: all)")
     parser.add_argument("--train_only", action="store_true", help="train the variants, do not evaluate")
+    parser.add_argument("--skip_references", default="",
+                        help="comma-separated reference labels to leave out of this run (e.g. an expensive teacher, "
+                             "evaluated by a later run into the same folder)")
     args = parser.parse_args()
     spec = yaml.safe_load(Path(args.spec).read_text())
     output_dir = Path(args.output_dir)
@@ -89,7 +92,8 @@ def main() -> None:
     if args.train_only:
         return
 
-    references = spec.get("references", [])
+    skipped = set(filter(None, args.skip_references.split(",")))
+    references = [r for r in spec.get("references", []) if r["label"] not in skipped]
     models = [f"{r['label']}={os.path.expanduser(r['model'])}" for r in references]
     models += [f"{slug(v['name'])}={output_dir / slug(v['name']) / 'model'}" for v in variants]
     options = {r["label"]: r["options"] for r in references if r.get("options")}

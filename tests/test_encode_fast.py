@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from asterisk_embeddings import text_batching
 from modeling_asterisk import AsteriskModel
 from modeling_asterisk.modeling_asterisk import _pad_right
 
@@ -52,6 +53,33 @@ def test_pad_right_matches_a_row_by_row_reference():
         expected_mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
         assert input_ids.dtype == attention_mask.dtype == torch.long
         assert torch.equal(input_ids, expected_ids) and torch.equal(attention_mask, expected_mask)
+
+
+def test_the_hub_copy_of_the_batching_steps_matches_the_library(model, tokenizer, sentences):
+    """encode() keeps its own copy of asterisk_embeddings.text_batching (the Hub file stands alone): pinned here."""
+    for rows in ([[5, 6, 7], [], [8], [1, 2, 3, 4]], [[], []], [[9]]):
+        ids, mask = _pad_right(rows, 50257, torch.device("cpu"))
+        library_ids, library_mask = text_batching.pad_right(rows, 50257)
+        assert ids.tolist() == library_ids.tolist() and mask.tolist() == library_mask.tolist()
+    long_texts = sentences[:5] + ["word " * 200] * 2
+    tokenized = text_batching.tokenize_to_limit(
+        lambda t, n: tokenizer(t, add_special_tokens=False, truncation=True, max_length=n)["input_ids"], long_texts, 40)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoded = model.encode(long_texts, batch_size=3, normalize=False)
+    assert [str(w.message) for w in caught if "truncated" in str(w.message)] == [tokenized.warning()]
+    library = torch.empty_like(encoded)
+    with torch.no_grad():
+        for rows, input_ids, attention_mask in text_batching.length_sorted_batches(tokenized.ids, 3, 50257):
+            output = model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
+            library[torch.from_numpy(rows)] = output.pooler_output
+    torch.testing.assert_close(encoded, library, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 41, 2.5, True])
+def test_max_length_outside_the_window_raises(model, bad):
+    with pytest.raises(ValueError, match=r"max_length must be an integer in \[1, 40\]"):
+        model.encode(["text"], max_length=bad)
 
 
 def test_length_sorted_batches_match_each_text_alone(model, tokenizer, sentences):

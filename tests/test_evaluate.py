@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -323,3 +324,29 @@ def test_reproduces_published_minilm_scores(task, tmp_path):
 def test_fc_full_epochs_zero_runs_the_low_data_settings_only():
     assert FCConfig(full_epochs=0).settings() == ("frozen_1000", "finetune_1000")
     assert FCConfig(low_data_samples=500).settings() == ("frozen_500", "finetune_500", "frozen_full", "finetune_full")
+
+
+def test_model_options_reach_one_model(tiny_model_dir, tmp_path):
+    from asterisk_embeddings.onnx_export import export_onnx
+    from train.evaluate import parse_model_options
+
+    assert parse_model_options(["a:max_length=16,truncate_dim=8", "b:dtype=bfloat16"]) == {
+        "a": {"max_length": 16, "truncate_dim": 8}, "b": {"dtype": "bfloat16"}}
+    for bad, message in (("a", "takes LABEL:key=value"), ("a:size=3", "unknown option 'size'"),
+                         ("a:max_length=x", "max_length takes an integer")):
+        with pytest.raises(ValueError, match=message):
+            parse_model_options([bad])
+    texts = ["a short text", "another, longer text to embed"]
+    cut = load_embedder(str(tiny_model_dir), truncate_dim=8)
+    full = load_embedder(str(tiny_model_dir))
+    assert cut.dimensions == 8 and cut.cache_key != full.cache_key and cut.describe()["truncate_dim"] == 8
+    expected = AsteriskModel.from_pretrained(tiny_model_dir).encode(texts, truncate_dim=8).numpy()
+    np.testing.assert_allclose(cut.embed(texts).vectors, expected, atol=1e-6)
+    folder = tmp_path / "with_onnx"
+    shutil.copytree(tiny_model_dir, folder)
+    export_onnx(folder)
+    int8 = load_embedder(str(folder / "onnx" / "model_qint8.onnx"))
+    assert int8.kind == "onnx" and int8.dimensions == 24
+    assert (int8.embed(texts).vectors * full.embed(texts).vectors).sum(1).min() > 0.9
+    with pytest.raises(ValueError, match="unknown|no --model"):
+        evaluate_models([f"x={tiny_model_dir}"], "trec", tmp_path / "out", model_options={"y": {"max_length": 8}})

@@ -92,7 +92,8 @@ def evaluate_models(
         long_texts: how Asterisk models embed texts over their token limit: "truncate" (as trained) or
             "chunk" (average of consecutive windows, `AsteriskModel.encode(long_texts="chunk")`).
         model_options: LABEL -> options of that model only: `max_length`, and for sentence-transformers models
-            `dtype` ("float32" by default, "bfloat16" for a large teacher on a CPU) and `prompt_name`.
+            `dtype` ("float32" by default, "bfloat16" for a large teacher on a CPU) and `prompt_name`; for Asterisk
+            models `truncate_dim` (the embedding's first dimensions). An `.onnx` file is an Asterisk ONNX graph.
 
     Returns:
         label -> results dict (the content of that model's results.json).
@@ -153,7 +154,7 @@ def evaluate_models(
 # ----------------------------------------------------------------------------------------------- models
 
 
-MODEL_OPTIONS = {"max_length": int, "dtype": str, "prompt_name": str}
+MODEL_OPTIONS = {"max_length": int, "dtype": str, "prompt_name": str, "truncate_dim": int}
 
 
 def parse_model_options(values: list[str]) -> dict[str, dict]:
@@ -495,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
                              "average the embeddings of consecutive windows")
     parser.add_argument("--model_options", action="append", default=[],
                         help="LABEL:key=value[,key=value] for one model: max_length, dtype (sentence-transformers "
-                             "models: float32 or bfloat16), prompt_name; repeatable")
+                             "models: float32 or bfloat16), prompt_name, truncate_dim (Asterisk models); repeatable")
     parser.add_argument("--fc", action="store_true",
                         help="also train Asterisk + FC heads (Asterisk folders only; slow)")
     parser.add_argument("--fc_low_data_samples", type=int, default=FCConfig.low_data_samples)

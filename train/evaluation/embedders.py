@@ -125,7 +125,7 @@ class AsteriskEmbedder(Embedder):
     normalized = True
 
     def __init__(self, folder: str | os.PathLike, label: str | None = None, max_length: int | None = None,
-                 device: str = "cpu", long_texts: str = "truncate"):
+                 device: str = "cpu", long_texts: str = "truncate", truncate_dim: int | None = None):
         import modeling_asterisk  # noqa: F401  (registers the Auto classes)
         from asterisk_embeddings.saving import check_model_folder  # imports transformers: not at module level
         from modeling_asterisk import AsteriskModel
@@ -144,14 +144,20 @@ class AsteriskEmbedder(Embedder):
         # A run's model folder is <run>/model: the run's name says more.
         self.label = label or (self.folder.parent.name if self.folder.name == "model" else self.folder.name)
         self.parameters = self.model.num_parameters()
-        self.dimensions = self.model.config.projection_dim
+        full = self.model.config.projection_dim
+        if truncate_dim is not None and not 0 < truncate_dim <= full:
+            raise ValueError(f"truncate_dim must be in [1, {full}] for {self.folder}, got {truncate_dim}.")
+        self.truncate_dim = truncate_dim if truncate_dim != full else None  # Matryoshka: the first dimensions only
+        self.dimensions = self.truncate_dim or full
 
     @functools.cached_property
     def cache_key(self) -> str:  # taken when first needed (the model's files are not hashed at load time)
-        chunk = ("chunk",) if self.long_texts == "chunk" else ()  # truncation keeps the keys of earlier caches
+        # Settings at their defaults add nothing, so earlier caches keep their keys.
+        chunk = ("chunk",) if self.long_texts == "chunk" else ()
+        cut = (f"dim{self.truncate_dim}",) if self.truncate_dim else ()
         # The vectors depend on the tokenizer and the config as much as on the weights.
         files = [self.weights_sha256] + [sha256_file(self.folder / name) for name in ("config.json", "tokenizer.json")]
-        return f"asterisk-{_short_hash(*files, self.normalized, *chunk)}"
+        return f"asterisk-{_short_hash(*files, self.normalized, *chunk, *cut)}"
 
     @functools.cached_property
     def weights_sha256(self) -> str:  # hashed when first asked: loading the model does not pay for it
@@ -168,12 +174,14 @@ class AsteriskEmbedder(Embedder):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".* texts were longer than")
             vectors = self.model.encode(texts, batch_size=batch_size, max_length=self.max_length,
-                                        long_texts=self.long_texts).numpy()
+                                        long_texts=self.long_texts, truncate_dim=self.truncate_dim).numpy()
         return Embedded(vectors, truncated)
 
     def describe(self) -> dict:
-        chunk = {"long_texts": "chunk"} if self.long_texts == "chunk" else {}
-        return {**super().describe(), "weights_sha256": self.weights_sha256, **chunk}
+        extra = {"long_texts": "chunk"} if self.long_texts == "chunk" else {}
+        if self.truncate_dim:
+            extra["truncate_dim"] = self.truncate_dim
+        return {**super().describe(), "weights_sha256": self.weights_sha256, **extra}
 
     @property
     def module(self):
@@ -336,12 +344,14 @@ class WordLlamaEmbedder(Embedder):
 
 def load_embedder(spec: str, label: str | None = None, max_length: int | None = None, device: str = "cpu",
                   long_texts: str = "truncate", dtype: str | None = None,
-                  prompt_name: str | None = None) -> Embedder:
+                  prompt_name: str | None = None, truncate_dim: int | None = None) -> Embedder:
     """The embedder for a `--model` value: "teacher", "wordllama", or a model folder.
 
     `long_texts` ("truncate" or "chunk") applies to Asterisk folders; the other models use their own handling.
     `dtype` (default float32) and `prompt_name` (default: the folder's own default prompt) apply to
-    sentence-transformers models only.
+    sentence-transformers models only; `truncate_dim` (the first dimensions of the embedding, Matryoshka-style)
+    to Asterisk models. A path to an `.onnx` file in an Asterisk folder's `onnx/` (e.g.
+    `MODEL/onnx/model_qint8.onnx`) is that graph run by ONNX Runtime.
 
     Raises `FileNotFoundError` / `ValueError` naming the folder when it is not an embedding model.
     """
@@ -355,6 +365,11 @@ def load_embedder(spec: str, label: str | None = None, max_length: int | None = 
             raise ValueError("wordllama has no token limit; --max_length does not apply to it.")
         return WordLlamaEmbedder(label=label)
     folder = Path(spec).expanduser()
+    if folder.suffix == ".onnx" and folder.is_file():
+        if dtype is not None or prompt_name is not None or truncate_dim is not None or long_texts != "truncate":
+            raise ValueError(f"{folder}: an ONNX graph takes only max_length as an option.")
+        return AsteriskOnnxEmbedder(folder.parent.parent, f"{folder.parent.name}/{folder.name}", label=label,
+                                    max_length=max_length)
     if not folder.exists():
         raise FileNotFoundError(f"Model {spec!r} is neither 'teacher', 'wordllama' nor an existing folder.")
     if not folder.is_dir():
@@ -373,9 +388,12 @@ def load_embedder(spec: str, label: str | None = None, max_length: int | None = 
         if dtype is not None or prompt_name is not None:
             raise ValueError(f"{folder} is an Asterisk model: dtype and prompt_name apply to sentence-transformers "
                              "models only.")
-        return AsteriskEmbedder(folder, label=label, max_length=max_length, device=device, long_texts=long_texts)
+        return AsteriskEmbedder(folder, label=label, max_length=max_length, device=device, long_texts=long_texts,
+                                truncate_dim=truncate_dim)
     if "model_type" not in config:
         raise ValueError(f"{config_path} names no model_type: {folder} is not a transformers model folder.")
+    if truncate_dim is not None:
+        raise ValueError(f"{folder}: truncate_dim applies to Asterisk models only.")
     return SentenceTransformerEmbedder(str(folder), label=label, max_length=max_length, device=device,
                                        dtype=dtype or "float32", prompt_name=prompt_name)
 
