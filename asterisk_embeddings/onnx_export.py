@@ -113,14 +113,56 @@ def _sentence_embedding_graph(model, normalize: bool):
     return AsteriskSentenceEmbedding().eval()
 
 
-def quantize_onnx(fp32_path: str | os.PathLike, int8_path: str | os.PathLike) -> Path:
-    """Write an int8 copy of an fp32 ONNX file: dynamic quantisation of weights (activations at run time)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+QUANTIZATION_METHODS = ("dynamic", "dynamic-per-channel", "matmul-only", "static")
 
+
+def quantize_onnx(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, method: str = "dynamic",
+                  calibration: list[tuple] | None = None, exclude: list[str] | None = None) -> Path:
+    """Write an int8 copy of an fp32 ONNX file.
+
+    Args:
+        method: "dynamic" (int8 weights of every MatMul and the embedding tables, activations quantised at run
+            time, per tensor), "dynamic-per-channel" (the same, one scale per output channel), "matmul-only"
+            (dynamic, the embedding tables stay fp32), or "static" (weights per channel and activations both
+            int8, their ranges calibrated on `calibration`, QDQ format).
+        calibration: for "static": batches of (input_ids, attention_mask) int64 arrays, e.g. corpus texts
+            tokenised as the model reads them.
+        exclude: node names left in fp32 (mixed precision), e.g. the graph's most sensitive MatMuls.
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    if method not in QUANTIZATION_METHODS:
+        raise ValueError(f"method must be one of {QUANTIZATION_METHODS}, got {method!r}.")
     int8_path = Path(int8_path)
     partial = int8_path.with_name(f".{int8_path.name}.partial")
     with _quiet_loggers("root"):  # its advice to pre-process the graph first changes nothing measurable here
-        quantize_dynamic(Path(fp32_path), partial, weight_type=QuantType.QInt8)
+        if method == "static":
+            if not calibration:
+                raise ValueError("Static quantisation needs calibration batches of (input_ids, attention_mask).")
+
+            class Batches(CalibrationDataReader):
+                def __init__(self):
+                    self.batches = iter(calibration)
+
+                def get_next(self):
+                    batch = next(self.batches, None)
+                    return None if batch is None else dict(zip(INPUT_NAMES, batch))
+
+            quantize_static(Path(fp32_path), partial, Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude or [],
+                            extra_options={"ActivationSymmetric": True})
+        else:
+            quantize_dynamic(Path(fp32_path), partial, weight_type=QuantType.QInt8,
+                             per_channel=method == "dynamic-per-channel",
+                             op_types_to_quantize=["MatMul"] if method == "matmul-only" else None,
+                             nodes_to_exclude=exclude or [])
     os.replace(partial, int8_path)
     return int8_path
 
