@@ -13,6 +13,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check torch==2.13.0
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[train,eval,dev]"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[train,eval,dev,crosscheck]"
   echo "$wanted" > "$stamp"
 fi
