@@ -286,10 +286,24 @@ def test_several_models_compare_on_the_same_texts_with_fc(tmp_path, tiny_model_d
         results = json.loads((out / label / "results.json").read_text())
         assert results["tasks"]["trec_small"]["n_test"] == 48
     tiny_task = by_label["tiny"]["tasks"]["trec_small"]
-    assert set(tiny_task["fc"]) == {"frozen_30", "finetune_30", "frozen_full", "finetune_full"}
+    assert set(tiny_task["fc"]) == {"logreg_30", "logreg_full", "frozen_30", "finetune_30", "frozen_full",
+                                    "finetune_full"}
     assert all(0 <= acc <= 1 for acc in tiny_task["fc"].values())
     assert tiny_task["fc_details"]["frozen_30"]["n_train"] == 30
-    assert "fc" not in by_label["wordllama"]["tasks"]["trec_small"]  # FC applies to Asterisk folders only
+    static_task = by_label["wordllama"]["tasks"]["trec_small"]
+    assert set(static_task["fc"]) == {"logreg_30", "logreg_full"}  # the FC head trains Asterisk folders only
+    # the baseline sees exactly the FC head's rows: logistic regression on them, by hand, gives the same score
+    from train.evaluation.embedders import load_embedder
+    from train.evaluation.fc_head import logreg_scores, low_data_rows
+    from train.evaluation.tasks import load_task, resolve_tasks
+
+    data = load_task(resolve_tasks(str(trec_folder))[0])
+    rows = low_data_rows(len(data.train_texts), 30, fc_config.seed)
+    embedder = load_embedder("wordllama")
+    by_hand = logreg_scores(embedder.embed([data.train_texts[i] for i in rows]).vectors, data.train_labels[rows],
+                            embedder.embed(data.test_texts).vectors, data.test_labels)
+    assert static_task["fc"]["logreg_30"] == pytest.approx(by_hand["accuracy"])
+    assert static_task["fc_details"]["logreg_30"]["n_train"] == 30
     assert by_label["wordllama"]["kind"] == "static" and by_label["wordllama"]["dimensions"] == 256
     comparison = json.loads((out / "comparison.json").read_text())
     assert [m["label"] for m in comparison["models"]] == ["tiny", "wordllama"]
@@ -322,8 +336,10 @@ def test_reproduces_published_minilm_scores(task, tmp_path):
 
 
 def test_fc_full_epochs_zero_runs_the_low_data_settings_only():
-    assert FCConfig(full_epochs=0).settings() == ("frozen_1000", "finetune_1000")
-    assert FCConfig(low_data_samples=500).settings() == ("frozen_500", "finetune_500", "frozen_full", "finetune_full")
+    assert FCConfig(full_epochs=0).settings() == ("logreg_1000", "frozen_1000", "finetune_1000")
+    assert FCConfig(full_epochs=0).settings(trainable=False) == ("logreg_1000",)
+    assert FCConfig(low_data_samples=500).settings() == ("logreg_500", "logreg_full", "frozen_500", "finetune_500",
+                                                         "frozen_full", "finetune_full")
 
 
 def test_model_options_reach_one_model(tiny_model_dir, tmp_path):

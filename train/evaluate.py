@@ -10,7 +10,8 @@ With one model, DIR holds results.json, results.md and results.png. With several
 model's files and DIR holds comparison.json / .md / .png. results.json is written after every task; a rerun
 skips finished tasks (and refuses a DIR written for other weights or another protocol unless --overwrite).
 Embeddings are cached on disk per (model, dataset, max length), so re-scoring is fast. `--fc` also trains
-Asterisk + FC heads (`train/evaluation/fc_head.py`) on the classification tasks of Asterisk models.
+Asterisk + FC heads (`train/evaluation/fc_head.py`) on the classification tasks of Asterisk models, and scores
+every model (teachers too) with logistic regression on exactly the training rows the heads see (`logreg_*`).
 
 The same as a function: `evaluate_models(["outputs/model", "teacher"], "banking77,emotion", "DIR")`.
 """
@@ -47,7 +48,7 @@ from train.evaluation.classification_protocol import (  # noqa: E402
     sts_scores,
 )
 from train.evaluation.embedders import Embedder, EmbeddingCache, load_embedder  # noqa: E402
-from train.evaluation.fc_head import FCConfig, train_fc  # noqa: E402
+from train.evaluation.fc_head import FCConfig, logreg_scores, low_data_rows, train_fc  # noqa: E402
 from train.evaluation.tasks import ClassificationData, KFoldData, STSData, TaskSpec, load_task, resolve_tasks  # noqa: E402
 
 logger = logging.getLogger("asterisk.evaluate")
@@ -85,7 +86,8 @@ def evaluate_models(
         cache_dir / use_cache: the embedding cache (default `.cache/embeddings`).
         batch_size: texts per forward pass.
         max_length: token limit override for transformer models (default: each model's own).
-        fc / fc_config: also train Asterisk + FC heads on classification tasks (Asterisk models only).
+        fc / fc_config: also train Asterisk + FC heads on classification tasks (Asterisk models), and score
+            every model with logistic regression on the same training rows (`logreg_*`).
         overwrite: discard earlier results in output_dir instead of resuming.
         device: torch device of the transformer models.
         raise_on_error: raise `EvaluationError` at the end if any task failed (the CLI exits with 1).
@@ -111,14 +113,13 @@ def evaluate_models(
     runs = []
     for embedder in embedders:
         folder = output_dir / embedder.label if several else output_dir
-        results = _start_results(embedder, folder / "results.json", fc and embedder.kind == "asterisk", fc_config,
-                                 overwrite)
+        results = _start_results(embedder, folder / "results.json", fc, fc_config, overwrite)
         runs.append((embedder, folder, results))
 
     task_bar = tqdm(specs, desc="tasks", unit="task")
     for spec in task_bar:
         task_bar.set_postfix_str(spec.name)
-        pending = [run for run in runs if not _is_done(run[2], spec, fc and run[0].kind == "asterisk")]
+        pending = [run for run in runs if not _is_done(run[2], spec, fc, run[0].kind == "asterisk")]
         if not pending:
             logger.info("%s: already done for every model, skipped.", spec.name)
             continue
@@ -131,8 +132,8 @@ def evaluate_models(
         for embedder, folder, results in pending:
             try:
                 _evaluate_task(embedder, spec, data, results, cache, batch_size, folder)
-                if fc and embedder.kind == "asterisk" and spec.task_type == "classification":
-                    _evaluate_fc(embedder, spec, data, results, fc_config, folder)
+                if fc and spec.task_type == "classification":
+                    _evaluate_fc(embedder, spec, data, results, fc_config, folder, cache, batch_size)
             except Exception as error:  # noqa: BLE001
                 _record_error(results, spec, error, folder)
     task_bar.close()
@@ -272,12 +273,12 @@ def _settings(protocol: dict | None) -> dict:
     return {k: v for k, v in (protocol or {}).items() if not isinstance(v, str)}
 
 
-def _is_done(results: dict, spec: TaskSpec, want_fc: bool) -> bool:
+def _is_done(results: dict, spec: TaskSpec, want_fc: bool, trainable: bool) -> bool:
     task = results["tasks"].get(spec.name)
     if task is None:
         return False
     if want_fc and spec.task_type == "classification":
-        return set(FCConfig(**_fc_fields(results)).settings()) <= set(task.get("fc", {}))
+        return set(FCConfig(**_fc_fields(results)).settings(trainable)) <= set(task.get("fc", {}))
     return True
 
 
@@ -366,13 +367,23 @@ def _evaluate_task(embedder: Embedder, spec: TaskSpec, data, results: dict, cach
 
 
 def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData, results: dict, config: FCConfig,
-                 folder: Path) -> None:
+                 folder: Path, cache: EmbeddingCache, batch_size: int) -> None:
     task = results["tasks"][spec.name]
-    for setting in config.settings():
+    for setting in config.settings(trainable=embedder.kind == "asterisk"):
         if setting in task.get("fc", {}):
             continue
         logger.info("%s / %s: FC %s", embedder.label, spec.name, setting)
-        scores = train_fc(embedder.folder, data, setting, config)
+        if setting.startswith("logreg_"):  # the baseline, on exactly the rows the FC head trains on
+            started = time.perf_counter()
+            rows = (np.arange(len(data.train_texts)) if setting.endswith("_full")
+                    else low_data_rows(len(data.train_texts), config.low_data_samples, config.seed))
+            train = cache.embed(embedder, [data.train_texts[i] for i in rows], f"{spec.name}-{spec.train_split}",
+                                batch_size)
+            test = cache.embed(embedder, data.test_texts, f"{spec.name}-{spec.test_split}", batch_size)
+            scores = logreg_scores(train, data.train_labels[rows], test, data.test_labels)
+            scores["seconds"] = round(time.perf_counter() - started, 1)
+        else:
+            scores = train_fc(embedder.folder, data, setting, config)
         task.setdefault("fc", {})[setting] = scores["accuracy"]
         task.setdefault("fc_details", {})[setting] = scores
         _write_results(results, folder)  # each FC setting is saved as it finishes
@@ -390,9 +401,10 @@ def _row(*cells) -> str:
 
 
 def _fc_settings(tasks: list[dict]) -> list[str]:
-    """FC setting names present, frozen before fine-tuned, low-data before full."""
+    """FC setting names present: low-data before full, then logistic regression, frozen, fine-tuned."""
     names = {s for task in tasks for s in task.get("fc", {})}
-    return sorted(names, key=lambda s: (s.endswith("_full"), not s.startswith("frozen_"), s))
+    kinds = ("logreg_", "frozen_", "finetune_")
+    return sorted(names, key=lambda s: (s.endswith("_full"), next(i for i, k in enumerate(kinds) if s.startswith(k))))
 
 
 def results_markdown(results: dict) -> str:
@@ -448,7 +460,8 @@ def comparison_markdown(all_results: list[dict]) -> str:
     fc_rows = [(task, setting) for task in tasks
                for setting in _fc_settings([r["tasks"].get(task, {}) for r in all_results])]
     if fc_rows:
-        lines += ["", "Asterisk + FC (accuracy, %):", "", _row("task", *labels), _row(*["---"] * (1 + len(labels)))]
+        lines += ["", "Asterisk + FC, and logistic regression on the same training rows (`logreg_*`, any model) "
+                      "(accuracy, %):", "", _row("task", *labels), _row(*["---"] * (1 + len(labels)))]
         for task, setting in fc_rows:
             lines.append(_row(f"{task} FC {setting}",
                               *[_pct(r["tasks"].get(task, {}).get("fc", {}).get(setting)) for r in all_results]))
@@ -498,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="LABEL:key=value[,key=value] for one model: max_length, dtype (sentence-transformers "
                              "models: float32 or bfloat16), prompt_name, truncate_dim (Asterisk models); repeatable")
     parser.add_argument("--fc", action="store_true",
-                        help="also train Asterisk + FC heads (Asterisk folders only; slow)")
+                        help="also train Asterisk + FC heads (Asterisk folders; slow) and fit logistic regression on "
+                             "the same training rows for every model")
     parser.add_argument("--fc_low_data_samples", type=int, default=FCConfig.low_data_samples)
     parser.add_argument("--fc_full_epochs", type=int, default=FCConfig.full_epochs,
                         help="epochs of the full-data FC settings; 0 runs the low-data settings only")

@@ -1,9 +1,11 @@
 """The paper's "Asterisk* + FC": a fully connected head on Asterisk, trained with `Trainer` per task.
 
-Four settings per classification task, reported beside the logistic-regression protocol:
+Settings per classification task, reported beside the logistic-regression protocol:
 
 - `frozen_<n>` / `frozen_full`: the encoder is frozen (`requires_grad_(False)`), only the head trains;
 - `finetune_<n>` / `finetune_full`: encoder and head train together;
+- `logreg_<n>` / `logreg_full`: the baseline on the same rows, for any model (a teacher too): MTEB's logistic
+  regression on the frozen embeddings of exactly the rows the FC head trains on;
 
 where `<n>` is the paper's low-data setting (`low_data_samples`, 1,000 training rows drawn with a seeded
 RNG) and `full` is the whole train split. The head is `AsteriskForSequenceClassification`'s MLP as the
@@ -58,10 +60,14 @@ class FCConfig:
     seed: int = 42
     eval_batch_size: int = 256
 
-    def settings(self) -> tuple[str, ...]:
-        n = self.low_data_samples
-        full = ("frozen_full", "finetune_full") if self.full_epochs > 0 else ()
-        return (f"frozen_{n}", f"finetune_{n}", *full)
+    def settings(self, trainable: bool = True) -> tuple[str, ...]:
+        """Setting names: logistic regression on the same training rows (any model; the baseline the FC head is
+        compared with), then, for a model that can be trained (`trainable`: an Asterisk folder), the FC head."""
+        n, full = self.low_data_samples, self.full_epochs > 0
+        logreg = (f"logreg_{n}", *(("logreg_full",) if full else ()))
+        if not trainable:
+            return logreg
+        return (*logreg, f"frozen_{n}", f"finetune_{n}", *(("frozen_full", "finetune_full") if full else ()))
 
     def describe(self) -> dict:
         return {"name": "Asterisk + FC (AsteriskForSequenceClassification, transformers Trainer)", **asdict(self),
@@ -73,6 +79,16 @@ def low_data_rows(n_rows: int, n_samples: int, seed: int) -> np.ndarray:
     if n_rows <= n_samples:
         return np.arange(n_rows)
     return np.sort(np.random.RandomState(seed).permutation(n_rows)[:n_samples])
+
+
+def logreg_scores(train_vectors: np.ndarray, train_labels: np.ndarray, test_vectors: np.ndarray,
+                  test_labels: np.ndarray) -> dict:
+    """The `logreg_*` baseline: MTEB v1's logistic regression fitted once on the given rows' frozen embeddings."""
+    from train.evaluation.classification_protocol import MTEBClassificationProtocol, logistic_regression_scores
+
+    scores = logistic_regression_scores(train_vectors, train_labels, test_vectors, test_labels,
+                                        MTEBClassificationProtocol())
+    return {**scores, "n_train": len(train_labels), "n_test": len(test_labels)}
 
 
 def train_fc(folder: str | Path, data: ClassificationData, setting: str, config: FCConfig = FCConfig()) -> dict:
@@ -89,7 +105,7 @@ def train_fc(folder: str | Path, data: ClassificationData, setting: str, config:
 
     frozen = setting.startswith("frozen_")
     low_data = not setting.endswith("_full")
-    if not (frozen or setting.startswith("finetune_")) or setting not in config.settings():
+    if not (frozen or setting.startswith("finetune_")) or setting not in config.settings():  # logreg: logreg_scores
         raise ValueError(f"Unknown FC setting {setting!r}; expected one of {config.settings()}.")
     started = time.perf_counter()
     rows = (low_data_rows(len(data.train_texts), config.low_data_samples, config.seed) if low_data
