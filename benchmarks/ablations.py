@@ -3,7 +3,9 @@
     python benchmarks/ablations.py --spec benchmarks/study_teachers.yaml --output_dir outputs/study-teachers
 
 The spec names a base preset, settings common to every variant, the evaluation tasks, reference models
-(evaluated in the same harness run, e.g. the teachers) and the variants (each a name plus `--key value`
+(evaluated in the same harness run, e.g. the teachers, or, where a reference costs more CPU than the study has,
+read from an earlier harness run's `comparison.json` / `results.json` with `recorded: PATH`, and marked so in
+the table) and the variants (each a name plus `--key value`
 overrides for train/distill.py). Every variant trains into `<output_dir>/<slug>/` (a run folder; the model
 is `<slug>/model`); finished variants are skipped and a killed one resumes, so the script can be stopped and
 re-run. All models are then evaluated together into `<output_dir>/evaluation/` (per-model results, the
@@ -46,6 +48,15 @@ def train_variant(base: str, settings: dict, run_dir: Path) -> dict:
     return json.loads(info_path.read_text())
 
 
+def recorded_results(reference: dict) -> dict:
+    """A reference's scores from an earlier harness run: a results.json, or that label's model in a comparison.json."""
+    data = json.loads((REPO / reference["recorded"]).read_text())
+    for results in data.get("models", [data]):
+        if results.get("label") == reference["label"]:
+            return results
+    raise SystemExit(f"{reference['recorded']} holds no model labelled {reference['label']!r}.")
+
+
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
@@ -57,7 +68,8 @@ def table(rows: list[dict], references: list[dict]) -> str:
               f"classification tasks won vs {first}" if first else "", "train time", *tasks]
     lines = ["| " + " | ".join(h for h in header if h != "") + " |", "|" + "---|" * len([h for h in header if h])]
     for row in references:
-        cells = [f"*{row['label']}* (reference)", "-", "-", _pct(row["classification_average"]),
+        kind = f"recorded {row['recorded']}" if row.get("recorded") else "reference"
+        cells = [f"*{row['label']}* ({kind})", "-", "-", _pct(row["classification_average"]),
                  _pct(row["sts_average"]), *(["-"] if first else []), "-",
                  *[_pct(row["per_task"].get(t)) for t in tasks]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -94,14 +106,18 @@ def main() -> None:
 
     skipped = set(filter(None, args.skip_references.split(",")))
     references = [r for r in spec.get("references", []) if r["label"] not in skipped]
-    models = [f"{r['label']}={os.path.expanduser(r['model'])}" for r in references]
+    live = [r for r in references if "recorded" not in r]
+    models = [f"{r['label']}={os.path.expanduser(r['model'])}" for r in live]
     models += [f"{slug(v['name'])}={output_dir / slug(v['name']) / 'model'}" for v in variants]
     options = {r["label"]: r["options"] for r in references if r.get("options")}
     results = evaluate_models(models, spec["eval_tasks"], str(output_dir / "evaluation"), model_options=options)
+    results.update({r["label"]: recorded_results(r) for r in references if "recorded" in r})
 
     def summary(label: str) -> dict:
         scores = results[label]
-        return {"label": label, "classification_average": scores["averages"].get("classification"),
+        recorded = next((r["recorded"] for r in references if r["label"] == label and "recorded" in r), None)
+        return {"label": label, "recorded": recorded,
+                "classification_average": scores["averages"].get("classification"),
                 "sts_average": scores["averages"].get("sts"),
                 "per_task": {task: entry.get("main_score") for task, entry in scores["tasks"].items()}}
 

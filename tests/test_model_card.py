@@ -149,3 +149,14 @@ def test_folder_without_evaluation_says_so_and_has_no_model_index(tmp_path, tiny
     assert "model-index" not in card.data.to_dict() and "mteb" not in card.data.tags
     assert "No evaluation results were published" in str(card) and "## Evaluation" not in str(card)
     assert "your-username/asterisk" in str(card)
+
+
+def test_the_card_names_the_trained_matryoshka_dimensions_only_when_there_are_some(tmp_path, tiny_model_dir):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    assert "Matryoshka" not in str(render_model_card(folder))
+    config = json.loads((folder / "config.json").read_text())
+    config["matryoshka_dims"] = [config["projection_dim"], 8, 4]
+    (folder / "config.json").write_text(json.dumps(config))
+    body = str(render_model_card(folder))
+    assert f"trained Matryoshka-style to be cut to its first {config['projection_dim']}, 8, 4 dimensions" in body
