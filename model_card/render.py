@@ -210,10 +210,10 @@ def _training_facts(info: dict) -> dict:
     stats = info.get("corpus_stats", {})
     teachers = []
     for entry in info.get("teachers") or [{"name": teacher, "dim": info.get("teacher_dim")}]:
-        hub_id = teacher_hub_id(entry.get("name") or "")
-        name = hub_id or entry.get("name") or ""
-        teachers.append({**entry, "name": name, "link": f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id
-                         else f"`{name}`", "texts_scored": _int(entry.get("texts_scored")) or "all"})
+        entry_hub_id = teacher_hub_id(entry.get("name") or "")
+        name = entry_hub_id or entry.get("name") or ""
+        teachers.append({**entry, "name": name, "link": f"[{entry_hub_id}](https://huggingface.co/{entry_hub_id})"
+                         if entry_hub_id else f"`{name}`", "texts_scored": _int(entry.get("texts_scored")) or "all"})
     return {
         "teachers": teachers,
         "raw": info,

@@ -160,3 +160,19 @@ def test_the_card_names_the_trained_matryoshka_dimensions_only_when_there_are_so
     (folder / "config.json").write_text(json.dumps(config))
     body = str(render_model_card(folder))
     assert f"trained Matryoshka-style to be cut to its first {config['projection_dim']}, 8, 4 dimensions" in body
+
+
+def test_a_two_teacher_card_keeps_the_first_teacher_as_base_model_and_names_both(tmp_path, trained_folder):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_folder, folder)
+    info = json.loads((folder / "training_info.json").read_text())
+    second = {**info["teachers"][0], "name": "/home/user/.cache/asterisk-teachers/nomic-embed-text-v1.5", "dim": 768,
+              "prompt": "classification: ", "texts_scored": 40000}
+    info["teachers"] = [info["teachers"][0], second]
+    (folder / "training_info.json").write_text(json.dumps(info))
+    card = render_model_card(folder, REPO_ID)
+    body = str(card).split("\n---\n", 1)[1]
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"  # the first teacher, not the last
+    assert ("distilled from [sentence-transformers/all-MiniLM-L6-v2](https://huggingface.co/sentence-transformers/"
+            "all-MiniLM-L6-v2) and [nomic-ai/nomic-embed-text-v1.5]") in body
+    assert "| Teacher 2 | [nomic-ai/nomic-embed-text-v1.5]" in body and "prompt `classification: `" in body
