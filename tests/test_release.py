@@ -65,6 +65,11 @@ def test_a_hub_user_gets_the_published_embeddings(reference, tmp_path):
         np.testing.assert_allclose(model.encode(texts).numpy(), expected, atol=1e-5, rtol=0)
 
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+        # the tokenizer alone is plain GPT-2 + [PAD]/[MASK]: it loads with no remote code at all (README)
+        from transformers import PreTrainedTokenizerFast
+        plain = PreTrainedTokenizerFast.from_pretrained(folder)
+        assert plain(texts, truncation=True)["input_ids"] == tokenizer(texts, truncation=True)["input_ids"]
+        assert plain.model_max_length == 128 and plain.pad_token == "[PAD]"
         with torch.no_grad():
             pooled = model(**tokenizer(texts, padding=True, truncation=True, return_tensors="pt")).pooler_output
         np.testing.assert_allclose(torch.nn.functional.normalize(pooled, dim=-1).numpy(), expected, atol=1e-5)
