@@ -111,12 +111,12 @@ def main() -> None:
     models += [f"{slug(v['name'])}={output_dir / slug(v['name']) / 'model'}" for v in variants]
     options = {r["label"]: r["options"] for r in references if r.get("options")}
     results = evaluate_models(models, spec["eval_tasks"], str(output_dir / "evaluation"), model_options=options)
+    recorded = {r["label"]: r["recorded"] for r in references if "recorded" in r}
     results.update({r["label"]: recorded_results(r) for r in references if "recorded" in r})
 
     def summary(label: str) -> dict:
         scores = results[label]
-        recorded = next((r["recorded"] for r in references if r["label"] == label and "recorded" in r), None)
-        return {"label": label, "recorded": recorded,
+        return {"label": label, "recorded": recorded.get(label),
                 "classification_average": scores["averages"].get("classification"),
                 "sts_average": scores["averages"].get("sts"),
                 "per_task": {task: entry.get("main_score") for task, entry in scores["tasks"].items()}}

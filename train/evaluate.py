@@ -48,7 +48,7 @@ from train.evaluation.classification_protocol import (  # noqa: E402
     sts_scores,
 )
 from train.evaluation.embedders import Embedder, EmbeddingCache, load_embedder  # noqa: E402
-from train.evaluation.fc_head import FCConfig, logreg_scores, low_data_rows, train_fc  # noqa: E402
+from train.evaluation.fc_head import FCConfig, logreg_scores, setting_rows, train_fc  # noqa: E402
 from train.evaluation.tasks import ClassificationData, KFoldData, STSData, TaskSpec, load_task, resolve_tasks  # noqa: E402
 
 logger = logging.getLogger("asterisk.evaluate")
@@ -375,8 +375,7 @@ def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData, r
         logger.info("%s / %s: FC %s", embedder.label, spec.name, setting)
         if setting.startswith("logreg_"):  # the baseline, on exactly the rows the FC head trains on
             started = time.perf_counter()
-            rows = (np.arange(len(data.train_texts)) if setting.endswith("_full")
-                    else low_data_rows(len(data.train_texts), config.low_data_samples, config.seed))
+            rows = setting_rows(len(data.train_texts), setting, config)
             train = cache.embed(embedder, [data.train_texts[i] for i in rows], f"{spec.name}-{spec.train_split}",
                                 batch_size)
             test = cache.embed(embedder, data.test_texts, f"{spec.name}-{spec.test_split}", batch_size)

@@ -81,6 +81,13 @@ def low_data_rows(n_rows: int, n_samples: int, seed: int) -> np.ndarray:
     return np.sort(np.random.RandomState(seed).permutation(n_rows)[:n_samples])
 
 
+def setting_rows(n_rows: int, setting: str, config: FCConfig) -> np.ndarray:
+    """The training rows a setting uses: the whole train split for `*_full`, else the seeded low-data sample."""
+    if setting.endswith("_full"):
+        return np.arange(n_rows)
+    return low_data_rows(n_rows, config.low_data_samples, config.seed)
+
+
 def logreg_scores(train_vectors: np.ndarray, train_labels: np.ndarray, test_vectors: np.ndarray,
                   test_labels: np.ndarray) -> dict:
     """The `logreg_*` baseline: MTEB v1's logistic regression fitted once on the given rows' frozen embeddings."""
@@ -108,8 +115,7 @@ def train_fc(folder: str | Path, data: ClassificationData, setting: str, config:
     if not (frozen or setting.startswith("finetune_")) or setting not in config.settings():  # logreg: logreg_scores
         raise ValueError(f"Unknown FC setting {setting!r}; expected one of {config.settings()}.")
     started = time.perf_counter()
-    rows = (low_data_rows(len(data.train_texts), config.low_data_samples, config.seed) if low_data
-            else np.arange(len(data.train_texts)))
+    rows = setting_rows(len(data.train_texts), setting, config)
     epochs = config.low_data_epochs if low_data else config.full_epochs
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
