@@ -31,8 +31,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_command(output_dir, *extra, processes=1) -> list[str]:
-    flags = ["--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
+def launch_command(output_dir, *extra, processes=1, mixed_precision="no") -> list[str]:
+    flags = ["--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", mixed_precision,
              "--dynamo_backend", "no"]
     if processes > 1:
         flags = ["--multi_gpu", *flags, "--main_process_port", str(_free_port())]
@@ -279,6 +279,38 @@ def test_two_processes_train_and_match_one_process(reference_run, corpus_file, t
     single = load_file(reference_dir / "model" / "model.safetensors")
     for name, tensor in single.items():
         assert (ddp[name] - tensor).abs().max() < 2e-3, name
+
+
+def test_fast_cpu_recipe_sparse_table_bf16_eager_attention_resumes_exactly(reference_run, corpus_file, cache_dir,
+                                                                           tmp_path):
+    """SparseAdam for the token table, bf16 autocast and eager attention while training (the fast CPU settings):
+    it learns, exports a plain sdpa model, and its two optimisers checkpoint and resume as one."""
+    fast = ["--corpus", corpus_file, "--cache_dir", cache_dir, "--sparse_token_updates", "true",
+            "--attn_implementation", "eager"]
+    run(launch_command(tmp_path / "fast", *fast, mixed_precision="bf16"))
+    model_dir = tmp_path / "fast" / "model"
+    info = json.loads((model_dir / "training_info.json").read_text())
+    assert info["config"]["sparse_token_updates"] and info["hardware"]["mixed_precision"] == "bf16"
+    assert "eager" not in (model_dir / "config.json").read_text()
+    metrics = [json.loads(line) for line in (tmp_path / "fast" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    cosines = [m["heldout_cosine"] for m in metrics if "heldout_cosine" in m]
+    assert cosines[-1] > cosines[0]
+    assert sorted(p.name for p in (tmp_path / "fast" / "checkpoints" / "step_00000016").iterdir()
+                  if p.name.startswith(("optimizer", "scheduler"))) == [
+        "optimizer.bin", "optimizer_1.bin", "scheduler.bin", "scheduler_1.bin"]
+
+    # The run folder as a kill after step 16 leaves it, resumed: the same model as the uninterrupted run.
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "fast", killed, ignore=shutil.ignore_patterns("model", "step_00000024", ".lock-*"))
+    result = run(launch_command(killed, *fast, "--resume_from_checkpoint", "latest", mixed_precision="bf16"))
+    assert "at step 16" in result.stdout
+    resumed = load_file(killed / "model" / "model.safetensors")
+    uninterrupted = load_file(model_dir / "model.safetensors")
+    for name, tensor in uninterrupted.items():
+        assert (resumed[name] - tensor).abs().max() < 1e-5, name
+
+    message = run_failing(launch_command(tmp_path / "two", *fast, processes=2))
+    assert "sparse_token_updates needs a single training process, not 2" in message
 
 
 def test_plain_python_runs_with_pca_targets_relational_loss_and_matryoshka(corpus_file, cache_dir, tmp_path,

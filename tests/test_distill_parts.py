@@ -11,6 +11,7 @@ from train.distillation.batching import DistillationCollator, LengthGroupedBatch
 from train.distillation.config import ConfigError, parse_config
 from train.distillation.corpus import load_corpus, split_rows, teacher_inputs, tokenize_corpus
 from train.distillation.losses import DistillationLoss
+from train.distillation.optimization import build_optimizers, clip_gradients
 from train.distillation.student_init import pca_reduce
 
 
@@ -194,3 +195,49 @@ def test_pca_reduce_keeps_the_main_directions():
     assert reduced.shape == (500, 4)
     explained = reduced.var(0).sum() / (data - data.mean(0)).var(0).sum()
     assert explained > 0.99
+
+
+def _embedding_model(sparse: bool) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 8, sparse=sparse), torch.nn.Linear(8, 3))
+    return model
+
+
+def test_clip_gradients_of_a_sparse_table_equal_the_dense_clip():
+    ids = torch.tensor([[1, 2, 2, 7], [7, 7, 3, 1]])  # repeated rows: the sparse gradient lists them twice
+    models = {sparse: _embedding_model(sparse) for sparse in (False, True)}
+    for model in models.values():
+        (model(ids).sum() * 10).backward()
+    dense_norm = torch.nn.utils.clip_grad_norm_(models[False].parameters(), 0.5)
+    sparse_norm = clip_gradients(models[True].parameters(), 0.5)
+    assert dense_norm > 0.5  # so the clip does something
+    torch.testing.assert_close(sparse_norm, dense_norm)
+    for dense, sparse in zip(models[False].parameters(), models[True].parameters()):
+        grad = sparse.grad.to_dense() if sparse.grad.is_sparse else sparse.grad
+        torch.testing.assert_close(grad, dense.grad)
+
+
+def test_sparse_token_updates_move_only_the_rows_a_batch_uses():
+    model = _embedding_model(sparse=False)
+    table = model[0]
+    optimizers = build_optimizers(model, table, learning_rate=0.1, weight_decay=0.1, sparse_token_updates=True)
+    assert table.sparse and [type(o).__name__ for o in optimizers] == ["AdamW", "SparseAdam"]
+    assert all(p is not table.weight for group in optimizers[0].param_groups for p in group["params"])
+    before = table.weight.detach().clone()
+    used = torch.tensor([[4, 5, 5]])
+    for _ in range(3):
+        model(used).sum().backward()
+        clip_gradients(model.parameters(), 1.0)
+        for optimizer in optimizers:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    moved = (table.weight.detach() != before).any(dim=1)
+    assert moved[4] and moved[5] and int(moved.sum()) == 2  # no weight decay, no momentum on unused rows
+    # The dense default: one AdamW, whose weight decay moves every row.
+    dense = _embedding_model(sparse=False)
+    optimizers = build_optimizers(dense, dense[0], learning_rate=0.1, weight_decay=0.1, sparse_token_updates=False)
+    assert not dense[0].sparse and len(optimizers) == 1
+    before = dense[0].weight.detach().clone()
+    dense(used).sum().backward()
+    optimizers[0].step()
+    assert bool((dense[0].weight.detach() != before).all(dim=1).all())
