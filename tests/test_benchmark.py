@@ -1,5 +1,5 @@
 """benchmarks/encode.py: a smoke run of the CLI on tiny settings (no timing is asserted), data, GPU path and the
-torch-free ONNX worker."""
+torch-free ONNX worker; benchmarks/training_speed.py: a smoke run of its variants."""
 
 import json
 import os
@@ -133,3 +133,20 @@ def test_onnx_worker_imports_neither_torch_nor_transformers(tiny_model_dir, tiny
     assert worker["heavy_modules"] == [] and "onnxruntime" in worker["versions"] and "torch" not in worker["versions"]
     assert [(row["data"], row["batch_size"]) for row in worker["rows"]] == [("short", 2), ("long", 2)]
     assert all(row["sentences_per_s"] > 0 for row in worker["rows"])
+
+
+def test_training_speed_cli_runs_each_variant_at_equal_steps(tmp_path, data_dir):
+    """benchmarks/training_speed.py on the tiny preset: one real `accelerate launch` per variant, one table."""
+    command = [sys.executable, "benchmarks/training_speed.py", "--output_dir", str(tmp_path), "--steps", "6",
+               "--threads", "1", "--variants", "fp32-dense", "bf16-sparse-eager", "--", "--config", "tiny",
+               "--cache_dir", str(tmp_path / "cache")]
+    result = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    record = json.loads((tmp_path / "training_speed.json").read_text())
+    assert [row["variant"] for row in record["rows"]] == ["fp32-dense", "bf16-sparse-eager"]
+    for row in record["rows"]:
+        assert row["steps"] == 6 and row["sentences_seen"] == 6 * 32 and row["sentences_per_s"] > 0
+        assert -1 <= row["heldout_cosine"] <= 1
+    assert record["rows"][1]["mixed_precision"] == "bf16"
+    assert "| bf16-sparse-eager |" in (tmp_path / "training_speed.md").read_text()
