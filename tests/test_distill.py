@@ -285,9 +285,10 @@ def test_fast_cpu_recipe_sparse_table_bf16_eager_attention_resumes_exactly(refer
                                                                            tmp_path):
     """SparseAdam for the token table, bf16 autocast and eager attention while training (the fast CPU settings):
     it learns, exports a plain sdpa model, and its two optimisers checkpoint and resume as one."""
+    # bf16 from the distill setting, which overrides the launcher's "no" (so a preset can carry it).
     fast = ["--corpus", corpus_file, "--cache_dir", cache_dir, "--sparse_token_updates", "true",
-            "--attn_implementation", "eager"]
-    run(launch_command(tmp_path / "fast", *fast, mixed_precision="bf16"))
+            "--attn_implementation", "eager", "--mixed_precision", "bf16"]
+    run(launch_command(tmp_path / "fast", *fast))
     model_dir = tmp_path / "fast" / "model"
     info = json.loads((model_dir / "training_info.json").read_text())
     assert info["config"]["sparse_token_updates"] and info["hardware"]["mixed_precision"] == "bf16"
@@ -302,7 +303,7 @@ def test_fast_cpu_recipe_sparse_table_bf16_eager_attention_resumes_exactly(refer
     # The run folder as a kill after step 16 leaves it, resumed: the same model as the uninterrupted run.
     killed = tmp_path / "killed"
     shutil.copytree(tmp_path / "fast", killed, ignore=shutil.ignore_patterns("model", "step_00000024", ".lock-*"))
-    result = run(launch_command(killed, *fast, "--resume_from_checkpoint", "latest", mixed_precision="bf16"))
+    result = run(launch_command(killed, *fast, "--resume_from_checkpoint", "latest"))
     assert "at step 16" in result.stdout
     resumed = load_file(killed / "model" / "model.safetensors")
     uninterrupted = load_file(model_dir / "model.safetensors")

@@ -54,6 +54,9 @@ def test_config_types_follow_the_annotations(tmp_path):
     (["--model.hidden_size", "big"], "model.hidden_size takes an integer"),
     (["--extra_teachers", "[{nam: a}]"], "ExtraTeacher has no field 'nam'"),
     (["--targets_only", "maybe"], "targets_only takes true or false"),
+    (["--mixed_precision", "fp8"], "mixed_precision must be one of"),
+    (["--attn_implementation", "flash"], "attn_implementation must be one of"),
+    (["--sparse_token_updates", "sometimes"], "sparse_token_updates takes true or false"),
 ])
 def test_config_errors_name_the_key(argv, message):
     with pytest.raises((ConfigError, FileNotFoundError), match=message):

@@ -59,6 +59,7 @@ from train.distillation.tracking import JSONLinesTracker, plot_training_curves  
 INIT_CHOICES = ("teacher_tokens", "random")
 TARGET_SPACES = ("projection", "pca")
 ATTENTION_KERNELS = ("sdpa", "eager")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
 
 
 @dataclass
@@ -130,6 +131,9 @@ class DistillConfig:
     # The student's attention kernel while training ("sdpa" or "eager"); the exported model keeps "sdpa". Under
     # bf16 autocast on a CPU, eager's backward is several times faster than sdpa's (docs/distillation.md).
     attn_implementation: str = "sdpa"
+    # Autocast dtype of the student ("no", "bf16", "fp16"); None: the launcher's (`accelerate launch
+    # --mixed_precision`). Set in a preset, it makes the preset's one command reproduce the run.
+    mixed_precision: str | None = None
     epochs: float = 5
     max_steps: int | None = None  # overrides epochs when set
     seed: int = 42
@@ -155,6 +159,9 @@ class DistillConfig:
             (self.init in INIT_CHOICES, f"init must be one of {INIT_CHOICES}, got {self.init!r}"),
             (self.attn_implementation in ATTENTION_KERNELS,
              f"attn_implementation must be one of {ATTENTION_KERNELS}, got {self.attn_implementation!r}"),
+            (self.mixed_precision in (None, *MIXED_PRECISIONS),
+             f"mixed_precision must be one of {MIXED_PRECISIONS} (or null: the launcher's), "
+             f"got {self.mixed_precision!r}"),
             (self.target_space in TARGET_SPACES,
              f"target_space must be one of {TARGET_SPACES}, got {self.target_space!r}"),
             (self.max_steps is None or self.max_steps > 0, f"max_steps must be positive, got {self.max_steps}"),
@@ -241,6 +248,7 @@ def main(argv: list[str] | None = None) -> Path:
     run.check_start(settings, cfg.resume_from_checkpoint, cfg.overwrite_output_dir, cfg.targets_only,
                     is_main=int(os.environ.get("RANK", "0")) == 0)
     accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         log_with=[JSONLinesTracker("distill", run.logs)],
