@@ -22,7 +22,6 @@ Writes `<output_dir>/training_speed.json` and `.md`.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -35,14 +34,6 @@ VARIANTS = {
     "bf16-sparse": ("bf16", ["--sparse_token_updates", "true"]),
     "bf16-sparse-eager": ("bf16", ["--sparse_token_updates", "true", "--attn_implementation", "eager"]),
 }
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def run_variant(name: str, output_dir: Path, steps: int, threads: int, distill_args: list[str]) -> dict:
@@ -63,7 +54,7 @@ def run_variant(name: str, output_dir: Path, steps: int, threads: int, distill_a
     return {"variant": name, "mixed_precision": precision, "settings": settings, "steps": info["steps"],
             "sentences_seen": info["sentences_seen"], "sentences_per_s": info["train_sentences_per_s"],
             "tokens_per_s": info["train_tokens_per_s"], "train_seconds": info["train_seconds"],
-            "heldout_cosine": info["final_heldout_cosine"]}
+            "heldout_cosine": info["final_heldout_cosine"], "cpu": info["hardware"]["cpu"]}
 
 
 def main() -> None:
@@ -81,7 +72,7 @@ def main() -> None:
         rows.append(run_variant(name, output_dir, args.steps, args.threads, distill_args))
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]["sentences_per_s"]
-    record = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads, "steps": args.steps,
+    record = {"cpu": rows[0]["cpu"], "cores": os.cpu_count(), "threads": args.threads, "steps": args.steps,
               "distill_args": distill_args, "rows": rows}
     (output_dir / "training_speed.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [f"CPU: {record['cpu']}, {args.threads} threads; {args.steps} steps of `{' '.join(distill_args)}`.", "",
