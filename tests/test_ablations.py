@@ -53,3 +53,29 @@ def test_every_preset_parses_and_the_release_preset_is_the_study_row_it_names():
         return settings, teachers
 
     assert decisive(release) == decisive(study)
+
+
+def test_the_release_beside_its_teachers_compares_the_same_tasks(tmp_path):
+    """The chart restricts every model to the tasks the strong teacher was scored on, averages included."""
+    from benchmarks import release_vs_teachers
+
+    def results(label, scores):
+        tasks = {name: {"task_type": "sts" if name == "stsb" else "classification", "main_score": score}
+                 for name, score in scores.items()}
+        return {"label": label, "kind": "x", "parameters": 1, "dimensions": 2, "tasks": tasks,
+                "averages": release_vs_teachers.averages(tasks)}
+
+    release = results("asterisk", {"trec": 0.5, "imdb": 0.9, "stsb": 0.7})
+    minilm = {"models": [results("all-MiniLM-L6-v2", {"trec": 0.6, "imdb": 0.1, "stsb": 0.8})]}
+    teacher = results("nomic", {"trec": 0.7, "stsb": 0.9})
+    for name, data in (("release.json", release), ("minilm.json", minilm), ("teacher.json", teacher)):
+        (tmp_path / name).write_text(json.dumps(data))
+    assert release["averages"]["classification"] == pytest.approx(0.7)
+    assert release_vs_teachers.on_tasks(release, ["trec", "stsb"])["averages"]["classification"] == 0.5
+
+    out = tmp_path / "chart.png"
+    release_vs_teachers.main(["--release", str(tmp_path / "release.json"), "--minilm", str(tmp_path / "minilm.json"),
+                              "--teacher", str(tmp_path / "teacher.json"), "--out", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit, match="no model labelled 'nomic'"):
+        release_vs_teachers.main(["--teacher", str(tmp_path / "release.json"), "--out", str(out)])
