@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         restricted = on_tasks(results, tasks)
         restricted["label"] = label
         shown.append(restricted)
-        print(f"{label}: classification {100 * restricted['averages']['classification']:.2f} "
-              f"({restricted['averages']['n_classification_tasks']} tasks), STS {100 * restricted['averages']['sts']:.2f}")
+        average = restricted["averages"]
+        print(f"{label}: classification {100 * average['classification']:.2f} "
+              f"({average['n_classification_tasks']} tasks), STS {100 * average['sts']:.2f}")
     left_out = [name for name in models[0][0]["tasks"] if name not in tasks]
     title = ("The release beside its two teachers: main score on the tasks the strong teacher was scored on"
              + (f" ({', '.join(left_out)} left out)" if left_out else ""))
