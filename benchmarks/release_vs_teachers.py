@@ -9,7 +9,6 @@ so the averages in the chart compare the same tasks.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -28,11 +27,9 @@ def load_results(path: Path, label: str) -> dict:
 
 
 def on_tasks(results: dict, tasks: list[str]) -> dict:
-    """A copy of `results` with only `tasks`, its averages recomputed over them."""
-    out = copy.deepcopy(results)
-    out["tasks"] = {name: entry for name, entry in results["tasks"].items() if name in tasks}
-    out["averages"] = averages(out["tasks"])
-    return out
+    """`results` with only `tasks`, its averages recomputed over them (the input is left as it was)."""
+    kept = {name: entry for name, entry in results["tasks"].items() if name in tasks}
+    return {**results, "tasks": kept, "averages": averages(kept)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
               (teacher, "nomic-embed-text-v1.5")]
     shown = []
     for results, label in models:
-        restricted = on_tasks(results, tasks)
-        restricted["label"] = label
+        restricted = {**on_tasks(results, tasks), "label": label}
         shown.append(restricted)
         average = restricted["averages"]
         print(f"{label}: classification {100 * average['classification']:.2f} "
