@@ -184,7 +184,8 @@ def assemble_release(
         repo_id: the repository the card's examples load from (default: a placeholder).
         eval_dir: folder with results.json / .md / .png (default `model_dir/evaluation`).
         allow_missing_eval: publish without evaluation results when there are none.
-        onnx: export `onnx/model.onnx` + `onnx/model_qint8.onnx` (default: when the ONNX packages are installed).
+        onnx: export `onnx/model.onnx` + the int8 graphs `onnx/model_qint8.onnx` and `onnx/model_quint8_avx2.onnx`
+            (default: when the ONNX packages are installed).
         license, datasets: card metadata (see `model_card.render_model_card`).
         weights_dtype: "float32" (the weights byte for byte) or "float16" (half the size; `config.json` keeps
             `dtype: float32`, so every loader still computes in float32; the fresh-process check compares the
@@ -397,12 +398,14 @@ def _comparisons(fresh: dict, ref: dict, release_dir: Path):
         yield "SentenceTransformer.encode", _differ(fresh["sentence_transformers_encode"], ref["encode"])
     if (release_dir / "onnx" / "model.onnx").is_file():
         yield "ONNX fp32", _differ(fresh["onnx_fp32"], pooled) if "onnx_fp32" in fresh else "not run"
-    if (release_dir / "onnx" / "model_qint8.onnx").is_file():
-        if "onnx_int8" not in fresh:
-            yield "ONNX int8", "not run"
+    for key, name in (("onnx_int8", "model_qint8.onnx"), ("onnx_int8_avx2", "model_quint8_avx2.onnx")):
+        if not (release_dir / "onnx" / name).is_file():
+            continue
+        if key not in fresh:
+            yield f"ONNX int8 ({name})", "not run"
         else:
-            cosine = _cosine(fresh["onnx_int8"], pooled)
-            yield (f"ONNX int8 (cosine to fp32 >= {cosine.min():.4f})",
+            cosine = _cosine(fresh[key], pooled)
+            yield (f"ONNX int8 ({name}: cosine to fp32 >= {cosine.min():.4f})",
                    None if cosine.min() >= INT8_MIN_COSINE else f"cosine to the source embedding {cosine.min():.4f} "
                                                                 f"< {INT8_MIN_COSINE}")
 
@@ -483,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "(default MODEL_DIR/evaluation)")
     parser.add_argument("--allow_missing_eval", action="store_true", help="publish without evaluation results")
     parser.add_argument("--no_onnx", action="store_true",
-                        help="do not export onnx/model.onnx and onnx/model_qint8.onnx")
+                        help="do not export the ONNX graphs (onnx/)")
     parser.add_argument("--weights_dtype", choices=("float32", "float16"), default="float32",
                         help="store the weights as float32 (default, byte for byte) or float16 (half the size; "
                              "loaders still compute in float32)")

@@ -11,7 +11,8 @@ on the same texts:
 - `AutoModelForSequenceClassification` (encoder weights found, head new, loss and gradients finite);
 - `pipeline("feature-extraction")` (token features, and their mean: the sentence vector);
 - `SentenceTransformer` (`encode`);
-- ONNX Runtime on `onnx/model.onnx` and `onnx/model_qint8.onnx` when they are in the folder;
+- ONNX Runtime on `onnx/model.onnx` and the int8 graphs (`onnx/model_qint8.onnx`, `onnx/model_quint8_avx2.onnx`)
+  when they are in the folder;
 - every ```python block of the folder's README.md, in order, with `repo_id` replaced by the folder.
 
 RESULT.npz receives the arrays (compared with the source model by the caller, which has the reference) and
@@ -113,7 +114,8 @@ def main(release: Path, request: dict, result_path: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(release, trust_remote_code=True)
         batch = tokenizer(texts, padding=True, truncation=True, return_tensors="np")
         feed = {name: batch[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
-        for key, name in (("onnx_fp32", "onnx/model.onnx"), ("onnx_int8", "onnx/model_qint8.onnx")):
+        for key, name in (("onnx_fp32", "onnx/model.onnx"), ("onnx_int8", "onnx/model_qint8.onnx"),
+                          ("onnx_int8_avx2", "onnx/model_quint8_avx2.onnx")):
             if (release / name).is_file():
                 session = ort.InferenceSession(str(release / name), providers=["CPUExecutionProvider"])
                 arrays[key] = session.run(None, feed)[0]

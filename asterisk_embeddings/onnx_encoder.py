@@ -4,6 +4,7 @@ transformers. `asterisk_embeddings.onnx_export` writes the graph.
 
 import json
 import os
+import platform
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,20 +15,62 @@ from .text_batching import check_texts, l2_normalize, length_sorted_batches, tok
 
 ONNX_SUBFOLDER = "onnx"
 FP32_FILE_NAME = f"{ONNX_SUBFOLDER}/model.onnx"
+# Two int8 graphs, named as sentence-transformers names its quantised exports: signed 8-bit weights for CPUs whose
+# int8 kernels accumulate without saturating (x86 with VNNI or AMX, ARM), unsigned ones for the other x86 CPUs.
+# ONNX Runtime multiplies unsigned activations by signed weights there with an instruction (vpmaddubsw) whose 16-bit
+# sums saturate: on an AVX2-only CPU the signed graph of a random paper-size model fell to cosine 0.84 against
+# PyTorch (SST-2 -2.5 points); the unsigned one kept 0.9996 (docs/speed.md). `int8_file_name` picks.
 INT8_FILE_NAME = f"{ONNX_SUBFOLDER}/model_qint8.onnx"
+INT8_AVX2_FILE_NAME = f"{ONNX_SUBFOLDER}/model_quint8_avx2.onnx"
+INT8_FILE_NAMES = (INT8_FILE_NAME, INT8_AVX2_FILE_NAME)
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "sentence_embedding"
+_NO_SATURATION_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}  # /proc/cpuinfo flags of int8 dot products
+
+
+def int8_file_for(machine: str, cpu_flags: set[str] | None) -> str:
+    """The int8 graph for a CPU: `platform.machine()` and its /proc/cpuinfo flags (None: unknown)."""
+    if machine.lower() in ("arm64", "aarch64"):
+        return INT8_FILE_NAME
+    if cpu_flags is not None and cpu_flags & _NO_SATURATION_FLAGS:
+        return INT8_FILE_NAME
+    return INT8_AVX2_FILE_NAME  # accurate on every CPU; an x86 CPU whose flags cannot be read gets it too
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as /proc/cpuinfo lists them; None where there is no such file (not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def int8_file_name(model_dir: str | os.PathLike | None = None) -> str:
+    """The int8 graph to run on this CPU (`INT8_FILE_NAME` or `INT8_AVX2_FILE_NAME`, see above). With `model_dir`,
+    a folder exported before the unsigned graph existed falls back to `INT8_FILE_NAME`, with a warning."""
+    name = int8_file_for(platform.machine(), cpu_flags())
+    if model_dir is not None and name != INT8_FILE_NAME and not (Path(model_dir) / name).is_file():
+        warnings.warn(f"{Path(model_dir) / name} does not exist (an older export): using {INT8_FILE_NAME}, whose "
+                      "accuracy suffers on this CPU (no VNNI); re-export with export_onnx to get the right graph.",
+                      stacklevel=2)
+        return INT8_FILE_NAME
+    return name
 
 
 class AsteriskOnnxEncoder:
     """Sentence embeddings from an exported Asterisk graph with ONNX Runtime and the Rust tokenizer only.
 
     Gives the same vectors as `AsteriskModel.encode` (up to float rounding, or int8 quantisation error
-    with `file_name=INT8_FILE_NAME`), with the same truncation and warning.
+    with `file_name=int8_file_name()`), with the same truncation and warning.
 
     Args:
         model_dir: the model folder (holds `config.json`, `tokenizer.json` and `onnx/`).
-        file_name: the ONNX file inside `model_dir`: `FP32_FILE_NAME` or `INT8_FILE_NAME`.
+        file_name: the ONNX file inside `model_dir`: `FP32_FILE_NAME`, or `int8_file_name()` (the int8 graph
+            that is accurate on this CPU: `INT8_FILE_NAME` or `INT8_AVX2_FILE_NAME`).
         num_threads: ONNX Runtime intra-op threads; default: ONNX Runtime's choice (one per core).
         providers: ONNX Runtime execution providers; default CPU.
         session_options: an `onnxruntime.SessionOptions` to start from (e.g. with
@@ -120,4 +163,5 @@ class AsteriskOnnxEncoder:
         return limit
 
 
-__all__ = ["AsteriskOnnxEncoder", "FP32_FILE_NAME", "INT8_FILE_NAME", "OUTPUT_NAME"]
+__all__ = ["AsteriskOnnxEncoder", "FP32_FILE_NAME", "INT8_AVX2_FILE_NAME", "INT8_FILE_NAME", "INT8_FILE_NAMES",
+           "OUTPUT_NAME", "cpu_flags", "int8_file_for", "int8_file_name"]

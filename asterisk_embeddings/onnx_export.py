@@ -1,9 +1,11 @@
 """Export an Asterisk model's sentence-embedding graph to ONNX (fp32 and int8).
 
-`export_onnx` writes `onnx/model.onnx` and `onnx/model_qint8.onnx` into a model folder, the layout that
-sentence-transformers' `backend="onnx"` looks for. The graph takes `input_ids` and `attention_mask`
-(int64, any batch size, 1..max_position_embeddings tokens) and returns `sentence_embedding`: the model's
-`pooler_output` (masked mean + projection, optionally L2-normalised), computed inside the graph.
+`export_onnx` writes `onnx/model.onnx`, `onnx/model_qint8.onnx` and `onnx/model_quint8_avx2.onnx` into a
+model folder, the layout that sentence-transformers' `backend="onnx"` looks for (the two int8 graphs differ in
+the sign of their weights: `onnx_encoder.int8_file_name` says which one suits the CPU). The graph takes
+`input_ids` and `attention_mask` (int64, any batch size, 1..max_position_embeddings tokens) and returns
+`sentence_embedding`: the model's `pooler_output` (masked mean + projection, optionally L2-normalised), computed
+inside the graph.
 `asterisk_embeddings.onnx_encoder` runs it without PyTorch.
 """
 
@@ -14,7 +16,14 @@ import os
 import warnings
 from pathlib import Path
 
-from .onnx_encoder import FP32_FILE_NAME, INPUT_NAMES, INT8_FILE_NAME, ONNX_SUBFOLDER, OUTPUT_NAME
+from .onnx_encoder import (
+    FP32_FILE_NAME,
+    INPUT_NAMES,
+    INT8_AVX2_FILE_NAME,
+    INT8_FILE_NAME,
+    ONNX_SUBFOLDER,
+    OUTPUT_NAME,
+)
 
 # Opset 18 is the lowest the torch.export-based exporter (dynamo=True) emits without a version conversion.
 OPSET_VERSION = 18
@@ -27,22 +36,23 @@ def export_onnx(
     normalize: bool = False,
     opset_version: int = OPSET_VERSION,
 ) -> dict[str, Path]:
-    """Export the sentence-embedding graph of `model` to `output_dir/onnx/model.onnx` (+ `model_qint8.onnx`).
+    """Export the sentence-embedding graph of `model` to `output_dir/onnx/model.onnx` (+ the two int8 graphs).
 
     Uses `torch.onnx.export(dynamo=True)` with dynamic batch and length, saved as one self-contained file
     (weights inside, no `.onnx.data` beside it), then `onnxruntime.quantization.quantize_dynamic` for int8
-    weights (all MatMuls and the embedding tables; activations are quantised on the fly).
+    weights (all MatMuls and the embedding tables; activations are quantised on the fly): signed weights in
+    `model_qint8.onnx`, unsigned ones in `model_quint8_avx2.onnx` (for x86 CPUs without VNNI).
 
     Args:
         model: an `AsteriskModel`, or the folder of a saved one.
         output_dir: the model folder to write `onnx/` into; defaults to `model` when it is a folder.
-        quantize: also write the int8 file.
+        quantize: also write the int8 files.
         normalize: L2-normalise `sentence_embedding` inside the graph. Off by default, so the graph gives
             `pooler_output` exactly as the PyTorch model and its sentence-transformers config do.
         opset_version: ONNX opset of the exported graph.
 
     Returns:
-        `{"fp32": path}` plus `"int8": path` when `quantize`.
+        `{"fp32": path}` plus `"int8"` and `"int8_avx2"` paths when `quantize`.
     """
     import torch
 
@@ -93,6 +103,7 @@ def export_onnx(
     paths = {"fp32": fp32_path}
     if quantize:
         paths["int8"] = quantize_onnx(fp32_path, Path(output_dir) / INT8_FILE_NAME)
+        paths["int8_avx2"] = quantize_onnx(fp32_path, Path(output_dir) / INT8_AVX2_FILE_NAME, unsigned_weights=True)
     return paths
 
 
@@ -117,7 +128,8 @@ QUANTIZATION_METHODS = ("dynamic", "dynamic-per-channel", "matmul-only", "static
 
 
 def quantize_onnx(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, method: str = "dynamic",
-                  calibration: list[tuple] | None = None, exclude: list[str] | None = None) -> Path:
+                  calibration: list[tuple] | None = None, exclude: list[str] | None = None,
+                  unsigned_weights: bool = False) -> Path:
     """Write an int8 copy of an fp32 ONNX file.
 
     Args:
@@ -128,6 +140,8 @@ def quantize_onnx(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, me
         calibration: for "static": batches of (input_ids, attention_mask) int64 arrays, e.g. corpus texts
             tokenised as the model reads them.
         exclude: node names left in fp32 (mixed precision), e.g. the graph's most sensitive MatMuls.
+        unsigned_weights: uint8 weights instead of int8 (dynamic methods), for x86 CPUs without VNNI, where
+            ONNX Runtime's uint8 x int8 products saturate (see `onnx_encoder.INT8_AVX2_FILE_NAME`).
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -139,6 +153,8 @@ def quantize_onnx(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, me
 
     if method not in QUANTIZATION_METHODS:
         raise ValueError(f"method must be one of {QUANTIZATION_METHODS}, got {method!r}.")
+    if unsigned_weights and method == "static":
+        raise ValueError("unsigned_weights applies to the dynamic methods; static quantisation keeps int8 weights.")
     int8_path = Path(int8_path)
     partial = int8_path.with_name(f".{int8_path.name}.partial")
     with _quiet_loggers("root"):  # its advice to pre-process the graph first changes nothing measurable here
@@ -159,7 +175,8 @@ def quantize_onnx(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, me
                             op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=exclude or [],
                             extra_options={"ActivationSymmetric": True})
         else:
-            quantize_dynamic(Path(fp32_path), partial, weight_type=QuantType.QInt8,
+            quantize_dynamic(Path(fp32_path), partial,
+                             weight_type=QuantType.QUInt8 if unsigned_weights else QuantType.QInt8,
                              per_channel=method == "dynamic-per-channel",
                              op_types_to_quantize=["MatMul"] if method == "matmul-only" else None,
                              nodes_to_exclude=exclude or [])
@@ -181,4 +198,4 @@ def _quiet_loggers(*names: str):
             logger.setLevel(level)
 
 
-__all__ = ["FP32_FILE_NAME", "INT8_FILE_NAME", "export_onnx", "quantize_onnx"]
+__all__ = ["FP32_FILE_NAME", "INT8_AVX2_FILE_NAME", "INT8_FILE_NAME", "export_onnx", "quantize_onnx"]

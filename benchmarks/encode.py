@@ -351,8 +351,8 @@ def _display_name(name: str) -> str:
 
 
 def prepare_asterisk(name: str, work_dir: Path) -> tuple[Path, Path]:
-    """(model folder, folder holding onnx/model.onnx and onnx/model_qint8.onnx) of the Asterisk to benchmark."""
-    from asterisk_embeddings.onnx_export import FP32_FILE_NAME, INT8_FILE_NAME, export_onnx
+    """(model folder, folder holding onnx/model.onnx and the int8 graphs) of the Asterisk to benchmark."""
+    from asterisk_embeddings.onnx_export import FP32_FILE_NAME, INT8_AVX2_FILE_NAME, INT8_FILE_NAME, export_onnx
 
     if name == RANDOM_ASTERISK:
         folder = work_dir / "asterisk-paper-random"
@@ -367,7 +367,7 @@ def prepare_asterisk(name: str, work_dir: Path) -> tuple[Path, Path]:
             save_model_folder(AsteriskModel(AsteriskConfig()), build_tokenizer(), folder, overwrite=True)
     else:
         folder = Path(name)
-    if (folder / FP32_FILE_NAME).is_file() and (folder / INT8_FILE_NAME).is_file():
+    if all((folder / name).is_file() for name in (FP32_FILE_NAME, INT8_FILE_NAME, INT8_AVX2_FILE_NAME)):
         return folder, folder
     if name == RANDOM_ASTERISK:
         export_onnx(folder, folder)
@@ -683,7 +683,7 @@ def main(argv=None) -> dict | None:
         Path(spec["result_file"]).write_text(json.dumps(run_worker(spec)))
         return None
 
-    from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_FILE_NAME
+    from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, int8_file_name
     from train.data_paths import data_root
 
     output_dir = args.output_dir
@@ -699,7 +699,7 @@ def main(argv=None) -> dict | None:
         if spec["kind"] == "asterisk":
             folder, onnx_folder = prepare_asterisk(spec["name"], work_dir)
             spec["path"] = str(onnx_folder if spec["setting"].startswith("onnx-") else folder)
-            spec["onnx_file"] = {"onnx-fp32": FP32_FILE_NAME, "onnx-int8": INT8_FILE_NAME}.get(spec["setting"])
+            spec["onnx_file"] = {"onnx-fp32": FP32_FILE_NAME, "onnx-int8": int8_file_name()}.get(spec["setting"])
         elif spec["kind"] == "transformer":
             spec["path"] = spec["name"]
     results = run_settings(specs, texts_file, work_dir, args)

@@ -5,7 +5,8 @@
 For each variant of the same model, a logistic regression is trained on the task's full train split and
 scored on its test split (accuracy, in points): the embedding cut to its first `dims` dimensions and
 re-normalised (`encode(truncate_dim=...)`, Matryoshka style), and, with `--int8`, the int8 ONNX graph
-(`onnx/model_qint8.onnx`, written by `asterisk_embeddings.onnx_export.export_onnx`) against PyTorch fp32.
+(the one that suits this CPU, `onnx_encoder.int8_file_name()`, written by `asterisk_embeddings.onnx_export.export_onnx`)
+against PyTorch fp32.
 Variants see identical texts, labels and classifier settings, so their differences are the variant's.
 A task is any folder of the shared data with `train.csv` and `test.csv` (columns `text`, `label`): trec,
 sst2, emotion, banking77, ...
@@ -84,10 +85,10 @@ def int8_accuracy(
 
     Each variant gets its own classifier, trained and tested on its own embeddings.
     """
-    from asterisk_embeddings.onnx_encoder import INT8_FILE_NAME, AsteriskOnnxEncoder
+    from asterisk_embeddings.onnx_encoder import AsteriskOnnxEncoder, int8_file_name
 
     train_texts, train_y, test_texts, test_y = task
-    encoder = AsteriskOnnxEncoder(onnx_dir, INT8_FILE_NAME, num_threads=num_threads)
+    encoder = AsteriskOnnxEncoder(onnx_dir, int8_file_name(onnx_dir), num_threads=num_threads)
     fp32 = [model.encode(x, tokenizer=tokenizer, batch_size=batch_size).numpy() for x in (train_texts, test_texts)]
     int8 = [encoder.encode(texts, batch_size=batch_size) for texts in (train_texts, test_texts)]
     pytorch_fp32 = probe_accuracy(fp32[0], train_y, fp32[1], test_y)
@@ -101,7 +102,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--task", default="trec", help="a folder of the shared data with train.csv and test.csv")
     parser.add_argument("--dims", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--int8", action="store_true", help="also compare the int8 ONNX graph with PyTorch fp32")
-    parser.add_argument("--onnx_dir", default=None, help="folder holding onnx/model_qint8.onnx (default: --model)")
+    parser.add_argument("--onnx_dir", default=None, help="folder holding the int8 ONNX graphs (default: --model)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--output_json", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -105,8 +105,9 @@ def release_facts(folder: str | os.PathLike) -> dict:
     architecture = {name: config.get(name) for name in ARCHITECTURE_FIELDS}
     training = _read_json(folder / "training_info.json")
     evaluation = _read_json(folder / "evaluation" / "results.json")
-    files = [(name, _megabytes(folder / name)) for name in ("model.safetensors", "onnx/model.onnx",
-                                                              "onnx/model_qint8.onnx") if (folder / name).is_file()]
+    onnx_files = ("onnx/model.onnx", "onnx/model_qint8.onnx", "onnx/model_quint8_avx2.onnx")
+    files = [(name, _megabytes(folder / name)) for name in ("model.safetensors", *onnx_files)
+             if (folder / name).is_file()]
     return {
         "config": config,
         "architecture": architecture,
@@ -116,7 +117,7 @@ def release_facts(folder: str | os.PathLike) -> dict:
         "weights_float16": _stored_in_float16(weights),
         "files": files,
         "has_onnx": (folder / "onnx" / "model.onnx").is_file(),
-        "has_int8": (folder / "onnx" / "model_qint8.onnx").is_file(),
+        "has_int8": all((folder / name).is_file() for name in onnx_files[1:]),
         "paper_size": architecture == paper_config,
         "paper_config": paper_config,
         "paper_parameters_text": f"{paper_parameters:,}",

@@ -7,6 +7,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import gzip  # noqa: E402
+import random  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
@@ -54,6 +56,16 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def data_dir():
     return data_root()
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory, data_dir):
+    """2,600 real lines sampled from the shared distillation corpus (loading all 927k would dominate a test)."""
+    with gzip.open(data_dir / "distill_corpus" / "sentences.tsv.gz", "rt") as handle:
+        header, *lines = handle.read().splitlines()
+    path = tmp_path_factory.mktemp("corpus") / "sample.tsv"
+    path.write_text("\n".join([header, *random.Random(0).sample(lines, 2600)]) + "\n")
+    return path
 
 
 def build_tiny_teacher(folder, pooling: str = "mean", dense_dim: int | None = 12, prompts: dict | None = None,

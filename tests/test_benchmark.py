@@ -135,11 +135,11 @@ def test_onnx_worker_imports_neither_torch_nor_transformers(tiny_model_dir, tiny
     assert all(row["sentences_per_s"] > 0 for row in worker["rows"])
 
 
-def test_training_speed_cli_runs_each_variant_at_equal_steps(tmp_path, data_dir):
+def test_training_speed_cli_runs_each_variant_at_equal_steps(tmp_path, corpus_file):
     """benchmarks/training_speed.py on the tiny preset: one real `accelerate launch` per variant, one table."""
     command = [sys.executable, "benchmarks/training_speed.py", "--output_dir", str(tmp_path), "--steps", "6",
                "--threads", "1", "--variants", "fp32-dense", "bf16-sparse-eager", "--", "--config", "tiny",
-               "--cache_dir", str(tmp_path / "cache")]
+               "--corpus", str(corpus_file), "--cache_dir", str(tmp_path / "cache")]
     result = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -150,3 +150,18 @@ def test_training_speed_cli_runs_each_variant_at_equal_steps(tmp_path, data_dir)
         assert -1 <= row["heldout_cosine"] <= 1
     assert record["rows"][1]["mixed_precision"] == "bf16"
     assert "| bf16-sparse-eager |" in (tmp_path / "training_speed.md").read_text()
+
+
+def test_int8_graphs_benchmark_compares_every_setting_with_the_fp32_graph(tiny_model_dir, tmp_path):
+    """benchmarks/int8_graphs.py on the tiny model: each quantisation setting against the fp32 graph, on real texts."""
+    from asterisk_embeddings.onnx_encoder import int8_file_name
+    from benchmarks import int8_graphs
+
+    record = int8_graphs.main(["--model", str(tiny_model_dir), "--output_dir", str(tmp_path), "--num_short", "8",
+                               "--num_long", "2"])
+    assert [row["graph"] for row in record["rows"]] == ["fp32 (model.onnx)", *int8_graphs.SETTINGS]
+    assert all(row["texts_per_s"] > 0 and -1 <= row["cosine_min"] <= row["cosine_mean"] <= 1.0001
+               for row in record["rows"])
+    assert record["int8_file_name"] == int8_file_name()
+    assert not (tiny_model_dir / "onnx").exists()  # the graphs went to the output folder, not the model's
+    assert "| uint8 weights (model_quint8_avx2.onnx) |" in (tmp_path / "int8_graphs.md").read_text()

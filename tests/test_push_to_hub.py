@@ -27,12 +27,12 @@ EXPECTED_FILES = {
     "README.md", "config.json", "model.safetensors", "configuration_asterisk.py", "modeling_asterisk.py",
     "tokenizer.json", "tokenizer_config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
     "config_sentence_transformers.json", "evaluation/results.json", "evaluation/results.md", "evaluation/results.png",
-    "onnx/model.onnx", "onnx/model_qint8.onnx",
+    "onnx/model.onnx", "onnx/model_qint8.onnx", "onnx/model_quint8_avx2.onnx",
 }
 CHECKS = ["AutoTokenizer token ids", "AutoModel pooler_output", "AutoModel.encode",
           "AutoModelForSequenceClassification encoder", 'pipeline("feature-extraction") token features',
           'pipeline("feature-extraction") mean of the token features', "SentenceTransformer.encode", "ONNX fp32",
-          "ONNX int8",
+          "ONNX int8 (model_qint8.onnx", "ONNX int8 (model_quint8_avx2.onnx",
           "README.md python blocks run"]
 
 

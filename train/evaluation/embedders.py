@@ -353,7 +353,7 @@ def load_embedder(spec: str, label: str | None = None, max_length: int | None = 
     `dtype` (default float32) and `prompt_name` (default: the folder's own default prompt) apply to
     sentence-transformers models only; `truncate_dim` (the first dimensions of the embedding, Matryoshka-style)
     to Asterisk models. A path to an `.onnx` file in an Asterisk folder's `onnx/` (e.g.
-    `MODEL/onnx/model_qint8.onnx`) is that graph run by ONNX Runtime.
+    `MODEL/onnx/model_quint8_avx2.onnx`) is that graph run by ONNX Runtime.
 
     Raises `FileNotFoundError` / `ValueError` naming the folder when it is not an embedding model.
     """
@@ -509,7 +509,8 @@ class AsteriskOnnxEmbedder(Embedder):
 
     Args:
         folder: holds config.json, tokenizer.json and the graph (written by `asterisk_embeddings.onnx_export`).
-        file_name: the graph inside `folder`, `onnx_encoder.FP32_FILE_NAME` (default) or `INT8_FILE_NAME`.
+        file_name: the graph inside `folder`, `onnx_encoder.FP32_FILE_NAME` (default) or an int8 graph
+            (`onnx_encoder.int8_file_name()` is the one that suits this CPU).
         num_threads: ONNX Runtime intra-op threads (default: its own choice, one per core).
         spin: idle ONNX Runtime threads spin (its default); False lets them sleep, steadier on a shared machine.
     """
@@ -521,7 +522,7 @@ class AsteriskOnnxEmbedder(Embedder):
                  max_length: int | None = None, num_threads: int | None = None, spin: bool = True):
         import onnxruntime
 
-        from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_FILE_NAME, AsteriskOnnxEncoder
+        from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_FILE_NAMES, AsteriskOnnxEncoder
 
         self.folder = Path(folder).resolve()
         self.file_name = file_name or FP32_FILE_NAME
@@ -535,7 +536,7 @@ class AsteriskOnnxEmbedder(Embedder):
             raise ValueError(f"max_length must be in [1, {limit}] for {self.folder}, got {max_length}.")
         self.max_length = max_length or limit
         self.name = str(self.folder / self.file_name)
-        self.label = label or f"{self.folder.name}-onnx-{'int8' if self.file_name == INT8_FILE_NAME else 'fp32'}"
+        self.label = label or f"{self.folder.name}-onnx-{'int8' if self.file_name in INT8_FILE_NAMES else 'fp32'}"
         self.dimensions = self.encoder.dim
 
     # Read on first use, so that building the embedder costs what a deployment's load costs.
