@@ -94,7 +94,8 @@ def evaluate_models(
         long_texts: how Asterisk models embed texts over their token limit: "truncate" (as trained) or
             "chunk" (average of consecutive windows, `AsteriskModel.encode(long_texts="chunk")`).
         model_options: LABEL -> options of that model only: `max_length`, and for sentence-transformers models
-            `dtype` ("float32" by default, "bfloat16" for a large teacher on a CPU) and `prompt_name`; for Asterisk
+            `dtype` ("float32" by default; "bfloat16", or "auto": bf16 where the hardware has it, for a large teacher on
+            a CPU) and `prompt_name`; for Asterisk
             models `truncate_dim` (the embedding's first dimensions). An `.onnx` file is an Asterisk ONNX graph.
 
     Returns:
@@ -508,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                              "average the embeddings of consecutive windows")
     parser.add_argument("--model_options", action="append", default=[],
                         help="LABEL:key=value[,key=value] for one model: max_length, dtype (sentence-transformers "
-                             "models: float32 or bfloat16), prompt_name, truncate_dim (Asterisk models); repeatable")
+                             "models: float32, bfloat16 or auto), prompt_name, truncate_dim (Asterisk models); "
+                             "repeatable")
     parser.add_argument("--fc", action="store_true",
                         help="also train Asterisk + FC heads (Asterisk folders; slow) and fit logistic regression on "
                              "the same training rows for every model")
