@@ -307,11 +307,12 @@ def test_fast_cpu_recipe_sparse_table_bf16_eager_attention_resumes_exactly(refer
 
 
 def test_plain_python_runs_with_pca_targets_relational_loss_and_matryoshka(corpus_file, cache_dir, tmp_path,
-                                                                         reference_run):
+                                                                         reference_run, prompted_teacher):
+    # Token initialisation from the tiny teacher: MiniLM over the 50,257 GPT-2 tokens would cost this test ~100 s.
     result = run([sys.executable, "train/distill.py", "--config", TINY, "--output_dir", str(tmp_path / "pca"),
                   "--corpus", str(corpus_file), "--cache_dir", str(cache_dir), "--max_steps", "4",
                   "--target_space", "pca", "--relational_weight", "0.5", "--init", "teacher_tokens",
-                  "--matryoshka_dims", "[16, 8]"])
+                  "--init_teacher", str(prompted_teacher), "--matryoshka_dims", "[16, 8]"])
     assert "Saved the student" in result.stdout
     metrics = [json.loads(line) for line in (tmp_path / "pca" / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert any("loss_relational" in m for m in metrics)
@@ -344,9 +345,10 @@ def test_corrupt_cached_targets_are_named_not_used(reference_run, corpus_file, c
         (["--teacher", "./no/such/teacher"], "Teacher folder ./no/such/teacher does not exist"),
     ],
 )
-def test_bad_input_fails_with_a_clear_error(args, message, corpus_file, tmp_path):
-    """Through the CLI; the other bad inputs (config keys and types) are tested in-process."""
+def test_bad_input_fails_with_a_clear_error(args, message, corpus_file, cache_dir, tmp_path):
+    """Through the CLI; the other bad inputs (config keys and types) are tested in-process. The shared cache spares
+    each case a teacher pass."""
     command = [sys.executable, "train/distill.py", "--config", TINY, "--output_dir", str(tmp_path / "out"),
-               "--corpus", str(corpus_file), "--cache_dir", str(tmp_path / "cache"), *args]
+               "--corpus", str(corpus_file), "--cache_dir", str(cache_dir), *args]
     assert message in run_failing(command)
     assert not (tmp_path / "out" / "model").exists()
