@@ -352,7 +352,8 @@ def _display_name(name: str) -> str:
 
 def prepare_asterisk(name: str, work_dir: Path) -> tuple[Path, Path]:
     """(model folder, folder holding onnx/model.onnx and the int8 graphs) of the Asterisk to benchmark."""
-    from asterisk_embeddings.onnx_export import FP32_FILE_NAME, INT8_AVX2_FILE_NAME, INT8_FILE_NAME, export_onnx
+    from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_FILE_NAMES
+    from asterisk_embeddings.onnx_export import export_onnx
 
     if name == RANDOM_ASTERISK:
         folder = work_dir / "asterisk-paper-random"
@@ -367,7 +368,7 @@ def prepare_asterisk(name: str, work_dir: Path) -> tuple[Path, Path]:
             save_model_folder(AsteriskModel(AsteriskConfig()), build_tokenizer(), folder, overwrite=True)
     else:
         folder = Path(name)
-    if all((folder / name).is_file() for name in (FP32_FILE_NAME, INT8_FILE_NAME, INT8_AVX2_FILE_NAME)):
+    if all((folder / file_name).is_file() for file_name in (FP32_FILE_NAME, *INT8_FILE_NAMES)):
         return folder, folder
     if name == RANDOM_ASTERISK:
         export_onnx(folder, folder)

@@ -25,6 +25,7 @@ import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from asterisk_embeddings.hashing import sha256_file
+from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_FILE_NAMES
 from modeling_asterisk import AsteriskConfig, AsteriskModel
 
 TEMPLATE = Path(__file__).with_name("template.md")
@@ -105,8 +106,7 @@ def release_facts(folder: str | os.PathLike) -> dict:
     architecture = {name: config.get(name) for name in ARCHITECTURE_FIELDS}
     training = _read_json(folder / "training_info.json")
     evaluation = _read_json(folder / "evaluation" / "results.json")
-    onnx_files = ("onnx/model.onnx", "onnx/model_qint8.onnx", "onnx/model_quint8_avx2.onnx")
-    files = [(name, _megabytes(folder / name)) for name in ("model.safetensors", *onnx_files)
+    files = [(name, _megabytes(folder / name)) for name in ("model.safetensors", FP32_FILE_NAME, *INT8_FILE_NAMES)
              if (folder / name).is_file()]
     return {
         "config": config,
@@ -116,8 +116,8 @@ def release_facts(folder: str | os.PathLike) -> dict:
         "weights_sha256": sha256_file(weights),
         "weights_float16": _stored_in_float16(weights),
         "files": files,
-        "has_onnx": (folder / "onnx" / "model.onnx").is_file(),
-        "has_int8": all((folder / name).is_file() for name in onnx_files[1:]),
+        "has_onnx": (folder / FP32_FILE_NAME).is_file(),
+        "has_int8": all((folder / name).is_file() for name in INT8_FILE_NAMES),
         "paper_size": architecture == paper_config,
         "paper_config": paper_config,
         "paper_parameters_text": f"{paper_parameters:,}",
