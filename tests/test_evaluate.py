@@ -23,7 +23,7 @@ from train.evaluation.classification_protocol import (
     undersample_experiments,
 )
 from train.evaluation.embedders import AsteriskEmbedder, EmbeddingCache, load_embedder
-from train.evaluation.fc_head import FCConfig
+from train.evaluation.fc_head import FCConfig, logreg_scores
 
 from .conftest import REPO_ROOT
 
@@ -333,6 +333,38 @@ def test_reproduces_published_minilm_scores(task, tmp_path):
     assert results["max_length"] == 256 and results["normalized"]
     measured, published = 100 * results["tasks"][task]["accuracy"], PUBLISHED_MINILM[task]
     assert abs(measured - published) <= 1.0, f"{task}: measured {measured:.2f}, published {published}"
+
+
+def test_fc_on_a_senteval_task_uses_one_seeded_stratified_holdout_split(tmp_path, tiny_model_dir):
+    """MR, CR, SUBJ and MPQA have no test split: FC (and the LR baseline on the same rows) get a held-out one."""
+    from train.evaluation.fc_head import holdout_split, low_data_rows
+    from train.evaluation.tasks import REGISTRY, load_task
+
+    data = load_task(REGISTRY["cr"])
+    split = holdout_split(data, 0.2, seed=42)
+    n = len(data.texts)
+    assert len(split.test_texts) == int(np.ceil(0.2 * n)) and len(split.train_texts) + len(split.test_texts) == n
+    assert Counter(split.train_texts + split.test_texts) == Counter(data.texts)  # every row once, none twice
+    for label in range(len(data.label_names)):  # stratified: each label's share is the same in both parts
+        assert abs(np.mean(split.test_labels == label) - np.mean(data.labels == label)) < 2 / len(split.test_labels)
+    assert holdout_split(data, 0.2, seed=42).test_texts == split.test_texts
+    assert holdout_split(data, 0.2, seed=7).test_texts != split.test_texts
+    with pytest.raises(ValueError, match="kfold_test_fraction must be between 0 and 1, got 1.0"):
+        FCConfig(kfold_test_fraction=1.0)
+
+    fc_config = FCConfig(low_data_samples=30, low_data_epochs=1, full_epochs=0, batch_size=16)
+    results = evaluate_models([str(tiny_model_dir)], "cr", tmp_path / "out", cache_dir=tmp_path / "cache", fc=True,
+                              fc_config=fc_config)
+    task = results[next(iter(results))]["tasks"]["cr"]
+    assert "accuracy" in task  # the k-fold score is still there
+    assert set(task["fc"]) == {"logreg_30", "frozen_30", "finetune_30"}
+    assert task["fc_details"]["finetune_30"]["n_test"] == len(split.test_texts)
+    assert task["fc_details"]["frozen_30"]["n_train"] == 30
+    embedder = load_embedder(str(tiny_model_dir))
+    rows = low_data_rows(len(split.train_texts), 30, fc_config.seed)
+    by_hand = logreg_scores(embedder.embed([split.train_texts[i] for i in rows]).vectors, split.train_labels[rows],
+                            embedder.embed(split.test_texts).vectors, split.test_labels)
+    assert task["fc"]["logreg_30"] == pytest.approx(by_hand["accuracy"])
 
 
 def test_fc_full_epochs_zero_runs_the_low_data_settings_only():

@@ -10,8 +10,9 @@ With one model, DIR holds results.json, results.md and results.png. With several
 model's files and DIR holds comparison.json / .md / .png. results.json is written after every task; a rerun
 skips finished tasks (and refuses a DIR written for other weights or another protocol unless --overwrite).
 Embeddings are cached on disk per (model, dataset, max length), so re-scoring is fast. `--fc` also trains
-Asterisk + FC heads (`train/evaluation/fc_head.py`) on the classification tasks of Asterisk models, and scores
-every model (teachers too) with logistic regression on exactly the training rows the heads see (`logreg_*`).
+Asterisk + FC heads (`train/evaluation/fc_head.py`) on the classification tasks of Asterisk models (the SentEval
+ones on a seeded held-out split), and scores every model (teachers too) with logistic regression on exactly the
+training rows the heads see (`logreg_*`).
 
 The same as a function: `evaluate_models(["outputs/model", "teacher"], "banking77,emotion", "DIR")`.
 """
@@ -48,11 +49,12 @@ from train.evaluation.classification_protocol import (  # noqa: E402
     sts_scores,
 )
 from train.evaluation.embedders import Embedder, EmbeddingCache, load_embedder  # noqa: E402
-from train.evaluation.fc_head import FCConfig, logreg_scores, setting_rows, train_fc  # noqa: E402
+from train.evaluation.fc_head import FCConfig, holdout_split, logreg_scores, setting_rows, train_fc  # noqa: E402
 from train.evaluation.tasks import ClassificationData, KFoldData, STSData, TaskSpec, load_task, resolve_tasks  # noqa: E402
 
 logger = logging.getLogger("asterisk.evaluate")
 HARNESS_VERSION = 1
+FC_TASK_TYPES = ("classification", "kfold-classification")  # the tasks `--fc` trains heads on
 
 
 class EvaluationError(RuntimeError):
@@ -133,7 +135,7 @@ def evaluate_models(
         for embedder, folder, results in pending:
             try:
                 _evaluate_task(embedder, spec, data, results, cache, batch_size, folder)
-                if fc and spec.task_type == "classification":
+                if fc and spec.task_type in FC_TASK_TYPES:
                     _evaluate_fc(embedder, spec, data, results, fc_config, folder, cache, batch_size)
             except Exception as error:  # noqa: BLE001
                 _record_error(results, spec, error, folder)
@@ -278,7 +280,7 @@ def _is_done(results: dict, spec: TaskSpec, want_fc: bool, trainable: bool) -> b
     task = results["tasks"].get(spec.name)
     if task is None:
         return False
-    if want_fc and spec.task_type == "classification":
+    if want_fc and spec.task_type in FC_TASK_TYPES:
         return set(FCConfig(**_fc_fields(results)).settings(trainable)) <= set(task.get("fc", {}))
     return True
 
@@ -367,9 +369,13 @@ def _evaluate_task(embedder: Embedder, spec: TaskSpec, data, results: dict, cach
                 entry["seconds"])
 
 
-def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData, results: dict, config: FCConfig,
-                 folder: Path, cache: EmbeddingCache, batch_size: int) -> None:
+def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData | KFoldData, results: dict,
+                 config: FCConfig, folder: Path, cache: EmbeddingCache, batch_size: int) -> None:
     task = results["tasks"][spec.name]
+    train_split, test_split = f"{spec.name}-{spec.train_split}", f"{spec.name}-{spec.test_split}"
+    if isinstance(data, KFoldData):  # one labelled set: FC needs rows it never trains on
+        data = holdout_split(data, config.kfold_test_fraction, config.seed)
+        train_split = test_split  # both halves are texts the k-fold run embedded under this name
     for setting in config.settings(trainable=embedder.kind == "asterisk"):
         if setting in task.get("fc", {}):
             continue
@@ -377,9 +383,8 @@ def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData, r
         if setting.startswith("logreg_"):  # the baseline, on exactly the rows the FC head trains on
             started = time.perf_counter()
             rows = setting_rows(len(data.train_texts), setting, config)
-            train = cache.embed(embedder, [data.train_texts[i] for i in rows], f"{spec.name}-{spec.train_split}",
-                                batch_size)
-            test = cache.embed(embedder, data.test_texts, f"{spec.name}-{spec.test_split}", batch_size)
+            train = cache.embed(embedder, [data.train_texts[i] for i in rows], train_split, batch_size)
+            test = cache.embed(embedder, data.test_texts, test_split, batch_size)
             scores = logreg_scores(train, data.train_labels[rows], test, data.test_labels)
             scores["seconds"] = round(time.perf_counter() - started, 1)
         else:

@@ -10,6 +10,9 @@ Settings per classification task, reported beside the logistic-regression protoc
 where `<n>` is the paper's low-data setting (`low_data_samples`, 1,000 training rows drawn with a seeded
 RNG) and `full` is the whole train split. The head is `AsteriskForSequenceClassification`'s MLP as the
 model folder's config defines it. Scores are accuracy and macro-F1 (scikit-learn) on the full test split.
+The SentEval tasks (MR, CR, SUBJ, MPQA) have no train/test split (the harness scores them by k-fold
+cross-validation), so `holdout_split` cuts one, stratified and seeded, with `kfold_test_fraction` of the rows
+held out: every model trains on the same rows and is scored on the same held-out ones.
 The hyper-parameters are `FCConfig`'s documented defaults; they travel into results.json.
 """
 
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
-from train.evaluation.tasks import ClassificationData
+from train.evaluation.tasks import ClassificationData, KFoldData
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class FCConfig:
         warmup_fraction: share of the steps with linear warm-up, then linear decay to 0.
         seed: seed of the low-data sample, the head's initialisation and the data order.
         eval_batch_size: batch size of the test-set predictions.
+        kfold_test_fraction: share of a SentEval task's rows held out as its test set (`holdout_split`).
     """
 
     low_data_samples: int = 1000
@@ -59,6 +63,11 @@ class FCConfig:
     warmup_fraction: float = 0.1
     seed: int = 42
     eval_batch_size: int = 256
+    kfold_test_fraction: float = 0.2
+
+    def __post_init__(self):
+        if not 0 < self.kfold_test_fraction < 1:
+            raise ValueError(f"kfold_test_fraction must be between 0 and 1, got {self.kfold_test_fraction}.")
 
     def settings(self, trainable: bool = True) -> tuple[str, ...]:
         """Setting names: logistic regression on the same training rows (any model; the baseline the FC head is
@@ -79,6 +88,21 @@ def low_data_rows(n_rows: int, n_samples: int, seed: int) -> np.ndarray:
     if n_rows <= n_samples:
         return np.arange(n_rows)
     return np.sort(np.random.RandomState(seed).permutation(n_rows)[:n_samples])
+
+
+def holdout_split(data: KFoldData, test_fraction: float, seed: int) -> ClassificationData:
+    """A SentEval task's one labelled set as a train/test split: `test_fraction` of the rows, stratified by label
+    and drawn with `seed`, become the test set; both keep the rows' original order."""
+    from sklearn.model_selection import train_test_split
+
+    train_rows, test_rows = train_test_split(np.arange(len(data.texts)), test_size=test_fraction,
+                                             stratify=data.labels, random_state=seed)
+    train_rows, test_rows = np.sort(train_rows), np.sort(test_rows)
+    return ClassificationData(
+        train_texts=[data.texts[i] for i in train_rows], train_labels=data.labels[train_rows],
+        test_texts=[data.texts[i] for i in test_rows], test_labels=data.labels[test_rows],
+        label_names=data.label_names,
+    )
 
 
 def setting_rows(n_rows: int, setting: str, config: FCConfig) -> np.ndarray:
@@ -178,4 +202,4 @@ def train_fc(folder: str | Path, data: ClassificationData, setting: str, config:
     }
 
 
-__all__ = ["FCConfig", "low_data_rows", "train_fc"]
+__all__ = ["FCConfig", "holdout_split", "low_data_rows", "train_fc"]
