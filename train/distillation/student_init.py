@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .teacher import Teacher, TeacherSpec
 
@@ -43,7 +44,14 @@ def teacher_token_embeddings(tokenizer, spec: TeacherSpec, dim: int, cache_root:
         return torch.from_numpy(np.load(path, allow_pickle=False))
     tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
     texts = [tokenizer.convert_tokens_to_string([token]).strip() for token in tokens]
-    embeddings = torch.from_numpy(teacher.encode(texts, batch_size=batch_size))
+    # ~50k short texts: minutes for a large teacher on a CPU, so the work goes in chunks under a progress bar.
+    chunk = 16 * batch_size
+    with tqdm(total=len(texts), desc=f"Token init ({Path(spec.name).name})", unit="token") as bar:
+        parts = []
+        for start in range(0, len(texts), chunk):
+            parts.append(teacher.encode(texts[start:start + chunk], batch_size=batch_size))
+            bar.update(len(parts[-1]))
+    embeddings = torch.from_numpy(np.concatenate(parts))
     reduced = pca_reduce(embeddings, min(dim, embeddings.shape[1]))  # a teacher narrower than the student gives less
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npy")
