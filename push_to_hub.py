@@ -43,7 +43,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id  # noqa: E
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from asterisk_embeddings.hashing import sha256_file  # noqa: E402
-from asterisk_embeddings.onnx_encoder import INT8_AVX2_FILE_NAME, INT8_FILE_NAME  # noqa: E402
+from asterisk_embeddings.onnx_encoder import FP32_FILE_NAME, INT8_AVX2_FILE_NAME, INT8_FILE_NAME  # noqa: E402
 from asterisk_embeddings.saving import sentence_transformers_files, write_sentence_transformers_files  # noqa: E402
 from model_card import DEFAULT_LICENSE, PLACEHOLDER_REPO_ID, count_parameters, render_model_card  # noqa: E402
 
@@ -397,7 +397,7 @@ def _comparisons(fresh: dict, ref: dict, release_dir: Path):
                                                                                    pooled)
     if "sentence_transformers_encode" in fresh:
         yield "SentenceTransformer.encode", _differ(fresh["sentence_transformers_encode"], ref["encode"])
-    if (release_dir / "onnx" / "model.onnx").is_file():
+    if (release_dir / FP32_FILE_NAME).is_file():
         yield "ONNX fp32", _differ(fresh["onnx_fp32"], pooled) if "onnx_fp32" in fresh else "not run"
     for key, file_name in (("onnx_int8", INT8_FILE_NAME), ("onnx_int8_avx2", INT8_AVX2_FILE_NAME)):
         if not (release_dir / file_name).is_file():

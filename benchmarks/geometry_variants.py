@@ -20,7 +20,6 @@ the harness (docs/study.md, "Post-hoc changes to the embedding's geometry"). Two
 """
 
 import argparse
-import gzip
 import os
 import random
 import shutil
@@ -38,11 +37,9 @@ PROJECTION = "pooler.projection"
 
 def corpus_sample(n: int, seed: int = 0) -> list[str]:
     """`n` texts of the distillation corpus, drawn with a seeded shuffle."""
-    from train.data_paths import data_root
+    from train.data_paths import corpus_texts
 
-    with gzip.open(data_root() / "distill_corpus" / "sentences.tsv.gz", "rt", encoding="utf-8", errors="replace") as f:
-        next(f)  # header: source, text
-        texts = [line.rstrip("\n").split("\t", 1)[-1] for line in f]
+    texts = corpus_texts()
     random.Random(seed).shuffle(texts)
     return texts[:n]
 
@@ -65,7 +62,6 @@ def write_variant(source: Path, output: Path, weight: np.ndarray, bias: np.ndarr
 
 def whiten_variants(model_dir: Path, output_dir: Path, texts: int) -> None:
     import torch
-    from safetensors.torch import load_file
 
     import modeling_asterisk  # noqa: F401  (registers the Auto classes)
     from modeling_asterisk import AsteriskModel
@@ -79,9 +75,8 @@ def whiten_variants(model_dir: Path, output_dir: Path, texts: int) -> None:
     print(f"mean cosine of {half} random pairs: {float(np.mean(np.sum(unit[:half] * unit[half:2 * half], 1))):.4f}")
     variances, directions = np.linalg.eigh(np.cov(raw - mean, rowvar=False))
     print(f"variance share of the top direction: {variances[-1] / variances.sum():.4f}")
-    state = load_file(model_dir / "model.safetensors")
-    weight = state[f"{PROJECTION}.weight"].double().numpy()
-    bias = state[f"{PROJECTION}.bias"].double().numpy()
+    weight = model.pooler.projection.weight.detach().double().numpy()
+    bias = model.pooler.projection.bias.detach().double().numpy()
     for name, a in (("center", np.eye(len(mean))),
                     ("whiten-soft", directions / np.sqrt(variances + variances.mean()))):
         write_variant(model_dir, output_dir / name, a.T @ weight, a.T @ (bias - mean))

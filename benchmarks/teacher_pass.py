@@ -10,7 +10,6 @@ minimum). Writes JSON and prints a markdown table.
 """
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -27,14 +26,13 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from asterisk_embeddings.tokenizer import build_tokenizer  # noqa: E402
-from train.data_paths import data_root  # noqa: E402
+from train.data_paths import corpus_texts  # noqa: E402
 from train.distillation.teacher import Teacher, TeacherSpec  # noqa: E402
 
 
 def corpus_sample(n: int, max_length: int, seed: int = 0) -> list[str]:
     """`n` corpus texts (seeded), truncated to the student's token limit as the teacher pass sees them."""
-    with gzip.open(data_root() / "distill_corpus" / "sentences.tsv.gz", "rt", encoding="utf-8") as handle:
-        lines = [line.rstrip("\n").split("\t", 1)[-1] for line in handle][1:]  # source<TAB>text, after a header
+    lines = corpus_texts()
     rng = np.random.default_rng(seed)
     picked = [lines[i] for i in rng.choice(len(lines), size=n, replace=False)]
     tokenizer = build_tokenizer(max_length)

@@ -1,5 +1,6 @@
 """Where the project finds its shared data and keeps its long-lived caches."""
 
+import gzip
 import os
 from pathlib import Path
 
@@ -23,3 +24,11 @@ def cache_home() -> Path:
     if os.environ.get("ASTERISK_CACHE"):
         return Path(os.environ["ASTERISK_CACHE"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "asterisk"
+
+
+def corpus_texts() -> list[str]:
+    """Every text of the distillation corpus (`distill_corpus/sentences.tsv.gz`: `source<TAB>text` lines after a
+    header), in file order, as the benchmarks sample it."""
+    with gzip.open(data_root() / "distill_corpus" / "sentences.tsv.gz", "rt", encoding="utf-8") as handle:
+        next(handle)  # the header
+        return [line.rstrip("\n").split("\t", 1)[-1] for line in handle]
