@@ -286,10 +286,16 @@ def test_several_models_compare_on_the_same_texts_with_fc(tmp_path, tiny_model_d
         results = json.loads((out / label / "results.json").read_text())
         assert results["tasks"]["trec_small"]["n_test"] == 48
     tiny_task = by_label["tiny"]["tasks"]["trec_small"]
-    assert set(tiny_task["fc"]) == {"logreg_30", "logreg_full", "frozen_30", "finetune_30", "frozen_full",
-                                    "finetune_full"}
+    assert set(tiny_task["fc"]) == {"logreg_30", "logreg_full", "frozen_30", "finetune_30", "lpft_30", "selected_30",
+                                    "frozen_full", "finetune_full"}
     assert all(0 <= acc <= 1 for acc in tiny_task["fc"].values())
     assert tiny_task["fc_details"]["frozen_30"]["n_train"] == 30
+    # Asterisk + FC: the recipe chosen by cross-validation on the 30 rows, scored by that recipe's own test run
+    selected = tiny_task["fc_details"]["selected_30"]
+    assert set(selected["cv_accuracy"]) == {"frozen", "finetune", "lpft"} and selected["folds"] == 3
+    assert selected["choice"] == max(selected["cv_accuracy"], key=selected["cv_accuracy"].get)
+    assert selected["setting"] == f"{selected['choice']}_30"
+    assert tiny_task["fc"]["selected_30"] == tiny_task["fc"][selected["setting"]]
     static_task = by_label["wordllama"]["tasks"]["trec_small"]
     assert set(static_task["fc"]) == {"logreg_30", "logreg_full"}  # the FC head trains Asterisk folders only
     # the baseline sees exactly the FC head's rows: logistic regression on them, by hand, gives the same score
@@ -352,12 +358,12 @@ def test_fc_on_a_senteval_task_uses_one_seeded_stratified_holdout_split(tmp_path
     with pytest.raises(ValueError, match="kfold_test_fraction must be between 0 and 1, got 1.0"):
         FCConfig(kfold_test_fraction=1.0)
 
-    fc_config = FCConfig(low_data_samples=30, low_data_epochs=1, full_epochs=0, batch_size=16)
+    fc_config = FCConfig(low_data_samples=30, low_data_epochs=1, full_epochs=0, batch_size=16, selection_folds=2)
     results = evaluate_models([str(tiny_model_dir)], "cr", tmp_path / "out", cache_dir=tmp_path / "cache", fc=True,
                               fc_config=fc_config)
     task = results[next(iter(results))]["tasks"]["cr"]
     assert "accuracy" in task  # the k-fold score is still there
-    assert set(task["fc"]) == {"logreg_30", "frozen_30", "finetune_30"}
+    assert set(task["fc"]) == {"logreg_30", "frozen_30", "finetune_30", "lpft_30", "selected_30"}
     assert task["fc_details"]["finetune_30"]["n_test"] == len(split.test_texts)
     assert task["fc_details"]["frozen_30"]["n_train"] == 30
     embedder = load_embedder(str(tiny_model_dir))
@@ -367,11 +373,57 @@ def test_fc_on_a_senteval_task_uses_one_seeded_stratified_holdout_split(tmp_path
     assert task["fc"]["logreg_30"] == pytest.approx(by_hand["accuracy"])
 
 
+def test_fc_scores_survive_new_setting_names_but_not_new_hyper_parameters(tmp_path, trec_folder):
+    """A harness that adds FC settings keeps the finished ones; other FC hyper-parameters make them stale."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    config = FCConfig(low_data_samples=30, full_epochs=0)
+    evaluate_models(["wordllama"], str(trec_folder), out, cache_dir=cache, fc=True, fc_config=config)
+    path = out / "results.json"
+    written = json.loads(path.read_text())
+    measured = written["tasks"]["trec_small"]["fc"]["logreg_30"]
+    written["tasks"]["trec_small"]["fc"]["logreg_30"] = 0.123  # a marker: recomputing would replace it
+    written["protocol"]["fc"]["settings"] = []  # as an older harness with fewer settings wrote it
+    path.write_text(json.dumps(written))
+    evaluate_models(["wordllama"], str(trec_folder), out, cache_dir=cache, fc=True, fc_config=config)
+    assert json.loads(path.read_text())["tasks"]["trec_small"]["fc"]["logreg_30"] == 0.123
+    written = json.loads(path.read_text())
+    written["protocol"]["fc"]["seed"] = 7  # scores of another low-data sample
+    path.write_text(json.dumps(written))
+    evaluate_models(["wordllama"], str(trec_folder), out, cache_dir=cache, fc=True, fc_config=config)
+    assert json.loads(path.read_text())["tasks"]["trec_small"]["fc"]["logreg_30"] == pytest.approx(measured)
+
+
 def test_fc_full_epochs_zero_runs_the_low_data_settings_only():
-    assert FCConfig(full_epochs=0).settings() == ("logreg_1000", "frozen_1000", "finetune_1000")
+    assert FCConfig(full_epochs=0).settings() == ("logreg_1000", "frozen_1000", "finetune_1000", "lpft_1000",
+                                                  "selected_1000")
     assert FCConfig(full_epochs=0).settings(trainable=False) == ("logreg_1000",)
     assert FCConfig(low_data_samples=500).settings() == ("logreg_500", "logreg_full", "frozen_500", "finetune_500",
-                                                         "frozen_full", "finetune_full")
+                                                         "lpft_500", "selected_500", "frozen_full", "finetune_full")
+    with pytest.raises(ValueError, match="selection_folds must be at least 2, got 1"):
+        FCConfig(selection_folds=1)
+
+
+def test_fc_recipe_selection_reads_the_training_rows_only(tiny_model_dir, trec_folder):
+    """Asterisk + FC picks its recipe without the test split: another test split leaves the choice unchanged."""
+    from train.evaluation.fc_head import fit_and_predict, select_recipe
+    from train.evaluation.tasks import ClassificationData, load_task, resolve_tasks
+
+    data = load_task(resolve_tasks(str(trec_folder))[0])
+    config = FCConfig(low_data_samples=30, low_data_epochs=1, batch_size=16, selection_folds=2)
+    selection = select_recipe(tiny_model_dir, data, config)
+    other_test = ClassificationData(train_texts=data.train_texts, train_labels=data.train_labels,
+                                    test_texts=["nothing like the real test rows"] * 3,
+                                    test_labels=np.zeros(3, dtype=np.int64), label_names=data.label_names)
+    again = select_recipe(tiny_model_dir, other_test, config)
+    assert again["choice"] == selection["choice"] and again["cv_accuracy"] == selection["cv_accuracy"]
+    assert all(0 <= a <= 1 for a in selection["cv_accuracy"].values())
+    # a different low-data sample (another seed) is what changes the cross-validation
+    reseeded = select_recipe(tiny_model_dir, data, FCConfig(low_data_samples=30, low_data_epochs=1, batch_size=16,
+                                                            selection_folds=2, seed=7))
+    assert reseeded["cv_accuracy"] != selection["cv_accuracy"]
+    with pytest.raises(ValueError, match="Unknown FC recipe 'linear'"):
+        fit_and_predict(tiny_model_dir, data.train_texts[:4], data.train_labels[:4], data.test_texts[:2],
+                        data.label_names, "linear", 1, config)
 
 
 def test_model_options_reach_one_model(tiny_model_dir, tmp_path):

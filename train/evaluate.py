@@ -10,9 +10,9 @@ With one model, DIR holds results.json, results.md and results.png. With several
 model's files and DIR holds comparison.json / .md / .png. results.json is written after every task; a rerun
 skips finished tasks (and refuses a DIR written for other weights or another protocol unless --overwrite).
 Embeddings are cached on disk per (model, dataset, max length), so re-scoring is fast. `--fc` also trains
-Asterisk + FC heads (`train/evaluation/fc_head.py`) on the classification tasks of Asterisk models (the SentEval
-ones on a seeded held-out split), and scores every model (teachers too) with logistic regression on exactly the
-training rows the heads see (`logreg_*`).
+Asterisk + FC heads (`train/evaluation/fc_head.py`: three recipes, and the one cross-validation on the training
+rows selects) on the classification tasks of Asterisk models (the SentEval ones on a seeded held-out split), and
+scores every model (teachers too) with logistic regression on exactly the training rows the heads see (`logreg_*`).
 
 The same as a function: `evaluate_models(["outputs/model", "teacher"], "banking77,emotion", "DIR")`.
 """
@@ -49,7 +49,14 @@ from train.evaluation.classification_protocol import (  # noqa: E402
     sts_scores,
 )
 from train.evaluation.embedders import Embedder, EmbeddingCache, load_embedder  # noqa: E402
-from train.evaluation.fc_head import FCConfig, holdout_split, logreg_scores, setting_rows, train_fc  # noqa: E402
+from train.evaluation.fc_head import (  # noqa: E402
+    FCConfig,
+    holdout_split,
+    logreg_scores,
+    select_recipe,
+    setting_rows,
+    train_fc,
+)
 from train.evaluation.tasks import ClassificationData, KFoldData, STSData, TaskSpec, load_task, resolve_tasks  # noqa: E402
 
 logger = logging.getLogger("asterisk.evaluate")
@@ -259,7 +266,7 @@ def _start_results(embedder: Embedder, path: Path, fc: bool, fc_config: FCConfig
             raise ValueError(f"{path} was written with other {key} settings ({_settings(old_protocol.get(key))}); "
                              "use another --output_dir or pass --overwrite.")
     tasks = previous.get("tasks", {})
-    if fc and _settings(old_protocol.get("fc")) != _settings(new_protocol.get("fc")):
+    if fc and _fc_values(old_protocol.get("fc")) != _fc_values(new_protocol.get("fc")):
         for task in tasks.values():  # FC scores of other settings do not count; the rest still does
             task.pop("fc", None)
             task.pop("fc_details", None)
@@ -274,6 +281,11 @@ def _start_results(embedder: Embedder, path: Path, fc: bool, fc_config: FCConfig
 def _settings(protocol: dict | None) -> dict:
     """The values of a protocol block that change scores (numbers, lists); descriptions may be reworded."""
     return {k: v for k, v in (protocol or {}).items() if not isinstance(v, str)}
+
+
+def _fc_values(protocol: dict | None) -> dict:
+    """The FC settings that change scores; the list of setting names may grow (each name means the same thing)."""
+    return {k: v for k, v in _settings(protocol).items() if k != "settings"}
 
 
 def _is_done(results: dict, spec: TaskSpec, want_fc: bool, trainable: bool) -> bool:
@@ -380,7 +392,13 @@ def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData | 
         if setting in task.get("fc", {}):
             continue
         logger.info("%s / %s: FC %s", embedder.label, spec.name, setting)
-        if setting.startswith("logreg_"):  # the baseline, on exactly the rows the FC head trains on
+        if setting.startswith("selected_"):  # picked on the training rows; scored by the recipe's own test run
+            selection = select_recipe(embedder.folder, data, config)
+            chosen = f"{selection['choice']}_{config.low_data_samples}"
+            if chosen not in task.get("fc", {}):
+                _record_fc(task, chosen, train_fc(embedder.folder, data, chosen, config))
+            scores = {**task["fc_details"][chosen], **selection, "setting": chosen}
+        elif setting.startswith("logreg_"):  # the baseline, on exactly the rows the FC head trains on
             started = time.perf_counter()
             rows = setting_rows(len(data.train_texts), setting, config)
             train = cache.embed(embedder, [data.train_texts[i] for i in rows], train_split, batch_size)
@@ -389,9 +407,13 @@ def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData | 
             scores["seconds"] = round(time.perf_counter() - started, 1)
         else:
             scores = train_fc(embedder.folder, data, setting, config)
-        task.setdefault("fc", {})[setting] = scores["accuracy"]
-        task.setdefault("fc_details", {})[setting] = scores
+        _record_fc(task, setting, scores)
         _write_results(results, folder)  # each FC setting is saved as it finishes
+
+
+def _record_fc(task: dict, setting: str, scores: dict) -> None:
+    task.setdefault("fc", {})[setting] = scores["accuracy"]
+    task.setdefault("fc_details", {})[setting] = scores
 
 
 # --------------------------------------------------------------------------------------------- reports
@@ -406,9 +428,9 @@ def _row(*cells) -> str:
 
 
 def _fc_settings(tasks: list[dict]) -> list[str]:
-    """FC setting names present: low-data before full, then logistic regression, frozen, fine-tuned."""
+    """FC setting names present: low-data before full, then logistic regression, the recipes, the selected one."""
     names = {s for task in tasks for s in task.get("fc", {})}
-    kinds = ("logreg_", "frozen_", "finetune_")
+    kinds = ("logreg_", "frozen_", "finetune_", "lpft_", "selected_")
     return sorted(names, key=lambda s: (s.endswith("_full"), next(i for i, k in enumerate(kinds) if s.startswith(k))))
 
 

@@ -4,6 +4,11 @@ Settings per classification task, reported beside the logistic-regression protoc
 
 - `frozen_<n>` / `frozen_full`: the encoder is frozen (`requires_grad_(False)`), only the head trains;
 - `finetune_<n>` / `finetune_full`: encoder and head train together;
+- `lpft_<n>`: linear probing, then fine-tuning (Kumar et al., 2022): the `frozen` recipe, then the `finetune`
+  recipe from the head it trained, so fine-tuning starts from a head that already fits the embedding;
+- `selected_<n>`: **Asterisk + FC**, one procedure for every task: the recipe (frozen, finetune or lpft) with the
+  best `selection_folds`-fold cross-validated accuracy on the `<n>` training rows alone; its score is that
+  recipe's test score. Nothing about the test split enters the choice;
 - `logreg_<n>` / `logreg_full`: the baseline on the same rows, for any model (a teacher too): MTEB's logistic
   regression on the frozen embeddings of exactly the rows the FC head trains on;
 
@@ -34,6 +39,9 @@ from train.evaluation.tasks import ClassificationData, KFoldData
 logger = logging.getLogger(__name__)
 
 
+RECIPES = ("frozen", "finetune", "lpft")  # how the head trains; `selected_<n>` picks one per task
+
+
 @dataclass(frozen=True)
 class FCConfig:
     """Training settings of the FC evaluation.
@@ -51,6 +59,7 @@ class FCConfig:
         seed: seed of the low-data sample, the head's initialisation and the data order.
         eval_batch_size: batch size of the test-set predictions.
         kfold_test_fraction: share of a SentEval task's rows held out as its test set (`holdout_split`).
+        selection_folds: folds of the cross-validation on the low-data rows that picks `selected_<n>`'s recipe.
     """
 
     low_data_samples: int = 1000
@@ -64,10 +73,13 @@ class FCConfig:
     seed: int = 42
     eval_batch_size: int = 256
     kfold_test_fraction: float = 0.2
+    selection_folds: int = 3
 
     def __post_init__(self):
         if not 0 < self.kfold_test_fraction < 1:
             raise ValueError(f"kfold_test_fraction must be between 0 and 1, got {self.kfold_test_fraction}.")
+        if self.selection_folds < 2:
+            raise ValueError(f"selection_folds must be at least 2, got {self.selection_folds}.")
 
     def settings(self, trainable: bool = True) -> tuple[str, ...]:
         """Setting names: logistic regression on the same training rows (any model; the baseline the FC head is
@@ -76,7 +88,9 @@ class FCConfig:
         logreg = (f"logreg_{n}", *(("logreg_full",) if full else ()))
         if not trainable:
             return logreg
-        return (*logreg, f"frozen_{n}", f"finetune_{n}", *(("frozen_full", "finetune_full") if full else ()))
+        # the recipes before `selected_<n>`, which reports the test score of the one it picks
+        return (*logreg, *(f"{recipe}_{n}" for recipe in RECIPES), f"selected_{n}",
+                *(("frozen_full", "finetune_full") if full else ()))
 
     def describe(self) -> dict:
         return {"name": "Asterisk + FC (AsteriskForSequenceClassification, transformers Trainer)", **asdict(self),
@@ -123,75 +137,18 @@ def logreg_scores(train_vectors: np.ndarray, train_labels: np.ndarray, test_vect
 
 
 def train_fc(folder: str | Path, data: ClassificationData, setting: str, config: FCConfig = FCConfig()) -> dict:
-    """Train one FC setting on `data` and score it on the test split.
+    """Train one FC setting (`<recipe>_<n>` or `<recipe>_full`) on `data` and score it on the test split.
 
     Returns accuracy, f1, n_train, n_test, epochs and seconds.
     """
-    from datasets import Dataset
-    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
-    from transformers import logging as hf_logging
-
-    import modeling_asterisk  # noqa: F401  (registers the Auto classes)
-    from modeling_asterisk import AsteriskForSequenceClassification
-
-    frozen = setting.startswith("frozen_")
-    low_data = not setting.endswith("_full")
-    if not (frozen or setting.startswith("finetune_")) or setting not in config.settings():  # logreg: logreg_scores
+    recipe, _, size = setting.rpartition("_")
+    if recipe not in RECIPES or setting not in config.settings():  # logreg: logreg_scores; selected: select_recipe
         raise ValueError(f"Unknown FC setting {setting!r}; expected one of {config.settings()}.")
     started = time.perf_counter()
     rows = setting_rows(len(data.train_texts), setting, config)
-    epochs = config.low_data_epochs if low_data else config.full_epochs
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized classifier weights" is expected here
-    try:
-        torch.manual_seed(config.seed)
-        model = AsteriskForSequenceClassification.from_pretrained(
-            folder, num_labels=len(data.label_names),
-            id2label=dict(enumerate(data.label_names)), label2id={n: i for i, n in enumerate(data.label_names)},
-        )
-        if frozen:  # a training choice, made here: the saved config says nothing about it
-            model.asterisk.requires_grad_(False)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    max_length = model.config.max_position_embeddings
-
-    def dataset(texts: list[str], labels: np.ndarray) -> Dataset:
-        encoded = tokenizer(texts, truncation=True, max_length=max_length)
-        return Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
-                                  "labels": labels.astype(np.int64).tolist()})
-
-    train_set = dataset([data.train_texts[i] for i in rows], data.train_labels[rows])
-    # Length-sorted test batches waste little compute on padding; predictions are put back in order below.
-    order = np.argsort([len(t) for t in data.test_texts], kind="stable")
-    test_set = dataset([data.test_texts[i] for i in order], data.test_labels[order])
-
-    steps = math.ceil(len(rows) / config.batch_size) * epochs
-    with tempfile.TemporaryDirectory(prefix="asterisk-fc-") as work_dir:
-        args = TrainingArguments(
-            output_dir=work_dir,
-            per_device_train_batch_size=config.batch_size,
-            per_device_eval_batch_size=config.eval_batch_size,
-            num_train_epochs=epochs,
-            learning_rate=config.frozen_learning_rate if frozen else config.finetune_learning_rate,
-            weight_decay=config.weight_decay,
-            warmup_steps=int(config.warmup_fraction * steps),
-            lr_scheduler_type="linear",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to=[],
-            use_cpu=not torch.cuda.is_available(),
-            seed=config.seed,
-            disable_tqdm=False,
-            dataloader_num_workers=0,
-        )
-        trainer = Trainer(model=model, args=args, train_dataset=train_set,
-                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
-        trainer.train()
-        logits = trainer.predict(test_set).predictions
-    predicted = np.empty(len(order), dtype=np.int64)
-    predicted[order] = np.asarray(logits).argmax(-1)
+    epochs = config.full_epochs if size == "full" else config.low_data_epochs
+    predicted = fit_and_predict(folder, [data.train_texts[i] for i in rows], data.train_labels[rows],
+                                data.test_texts, data.label_names, recipe, epochs, config)
     return {
         "accuracy": float(accuracy_score(data.test_labels, predicted)),
         "f1": float(f1_score(data.test_labels, predicted, average="macro")),
@@ -202,4 +159,106 @@ def train_fc(folder: str | Path, data: ClassificationData, setting: str, config:
     }
 
 
-__all__ = ["FCConfig", "holdout_split", "low_data_rows", "train_fc"]
+def select_recipe(folder: str | Path, data: ClassificationData, config: FCConfig = FCConfig()) -> dict:
+    """`selected_<n>`: the recipe with the best mean accuracy over a stratified, seeded `selection_folds`-fold
+    cross-validation on the low-data training rows (ties go to the earlier recipe in `RECIPES`). Only those rows
+    are read: the test split plays no part in the choice.
+
+    Returns choice, cv_accuracy (recipe -> mean fold accuracy), folds and seconds.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
+    started = time.perf_counter()
+    rows = low_data_rows(len(data.train_texts), config.low_data_samples, config.seed)
+    texts, labels = [data.train_texts[i] for i in rows], data.train_labels[rows]
+    with warnings.catch_warnings():  # many-class tasks have labels with fewer rows than folds: expected here
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = list(StratifiedKFold(config.selection_folds, shuffle=True, random_state=config.seed)
+                     .split(np.zeros(len(labels)), labels))
+    cv_accuracy = {}
+    for recipe in RECIPES:
+        scores = []
+        for fit_rows, check_rows in folds:
+            predicted = fit_and_predict(folder, [texts[i] for i in fit_rows], labels[fit_rows],
+                                        [texts[i] for i in check_rows], data.label_names, recipe,
+                                        config.low_data_epochs, config)
+            scores.append(accuracy_score(labels[check_rows], predicted))
+        cv_accuracy[recipe] = float(np.mean(scores))
+    choice = max(RECIPES, key=lambda recipe: cv_accuracy[recipe])  # max keeps the first of equal scores
+    logger.info("FC recipe by %d-fold CV on %d rows: %s (%s)", len(folds), len(rows), choice,
+                ", ".join(f"{r} {100 * a:.2f}" for r, a in cv_accuracy.items()))
+    return {"choice": choice, "cv_accuracy": cv_accuracy, "folds": len(folds),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def fit_and_predict(folder: str | Path, train_texts: list[str], train_labels: np.ndarray, predict_texts: list[str],
+                    label_names: list[str], recipe: str, epochs: int, config: FCConfig) -> np.ndarray:
+    """Train a fresh `AsteriskForSequenceClassification` from `folder` with `recipe` on the given rows; return
+    its predicted label ids for `predict_texts`."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import logging as hf_logging
+
+    import modeling_asterisk  # noqa: F401  (registers the Auto classes)
+    from modeling_asterisk import AsteriskForSequenceClassification
+
+    if recipe not in RECIPES:
+        raise ValueError(f"Unknown FC recipe {recipe!r}; expected one of {RECIPES}.")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized classifier weights" is expected here
+    try:
+        torch.manual_seed(config.seed)
+        model = AsteriskForSequenceClassification.from_pretrained(
+            folder, num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    max_length = model.config.max_position_embeddings
+
+    def dataset(texts: list[str], labels: np.ndarray) -> Dataset:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)
+        return Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                                  "labels": labels.astype(np.int64).tolist()})
+
+    train_set = dataset(train_texts, train_labels)
+    # Length-sorted prediction batches waste little compute on padding; predictions are put back in order below.
+    order = np.argsort([len(t) for t in predict_texts], kind="stable")
+    predict_set = dataset([predict_texts[i] for i in order], np.zeros(len(order), dtype=np.int64))
+    steps = math.ceil(len(train_texts) / config.batch_size) * epochs
+    # lpft: the frozen stage, then the fine-tuning stage on the same model (its head already trained)
+    stages = [("frozen", config.frozen_learning_rate), ("finetune", config.finetune_learning_rate)]
+    stages = stages if recipe == "lpft" else [s for s in stages if s[0] == recipe]
+    with tempfile.TemporaryDirectory(prefix="asterisk-fc-") as work_dir:
+        for stage, learning_rate in stages:
+            model.asterisk.requires_grad_(stage != "frozen")  # a training choice: the saved config says nothing
+            args = TrainingArguments(
+                output_dir=work_dir,
+                per_device_train_batch_size=config.batch_size,
+                per_device_eval_batch_size=config.eval_batch_size,
+                num_train_epochs=epochs,
+                learning_rate=learning_rate,
+                weight_decay=config.weight_decay,
+                warmup_steps=int(config.warmup_fraction * steps),
+                lr_scheduler_type="linear",
+                save_strategy="no",
+                logging_strategy="no",
+                report_to=[],
+                use_cpu=not torch.cuda.is_available(),
+                seed=config.seed,
+                disable_tqdm=False,
+                dataloader_num_workers=0,
+            )
+            trainer = Trainer(model=model, args=args, train_dataset=train_set,
+                              data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+            trainer.train()
+        logits = trainer.predict(predict_set).predictions
+    predicted = np.empty(len(order), dtype=np.int64)
+    predicted[order] = np.asarray(logits).argmax(-1)
+    return predicted
+
+
+__all__ = ["RECIPES", "FCConfig", "fit_and_predict", "holdout_split", "low_data_rows", "select_recipe", "train_fc"]
