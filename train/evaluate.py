@@ -392,11 +392,9 @@ def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData | 
         if setting in task.get("fc", {}):
             continue
         logger.info("%s / %s: FC %s", embedder.label, spec.name, setting)
-        if setting.startswith("selected_"):  # picked on the training rows; scored by the recipe's own test run
+        if setting.startswith("selected_"):  # picked on the training rows; the recipes' test runs came first
             selection = select_recipe(embedder.folder, data, config)
             chosen = f"{selection['choice']}_{config.low_data_samples}"
-            if chosen not in task.get("fc", {}):
-                _record_fc(task, chosen, train_fc(embedder.folder, data, chosen, config))
             scores = {**task["fc_details"][chosen], **selection, "setting": chosen}
         elif setting.startswith("logreg_"):  # the baseline, on exactly the rows the FC head trains on
             started = time.perf_counter()
@@ -407,13 +405,9 @@ def _evaluate_fc(embedder: Embedder, spec: TaskSpec, data: ClassificationData | 
             scores["seconds"] = round(time.perf_counter() - started, 1)
         else:
             scores = train_fc(embedder.folder, data, setting, config)
-        _record_fc(task, setting, scores)
+        task.setdefault("fc", {})[setting] = scores["accuracy"]
+        task.setdefault("fc_details", {})[setting] = scores
         _write_results(results, folder)  # each FC setting is saved as it finishes
-
-
-def _record_fc(task: dict, setting: str, scores: dict) -> None:
-    task.setdefault("fc", {})[setting] = scores["accuracy"]
-    task.setdefault("fc_details", {})[setting] = scores
 
 
 # --------------------------------------------------------------------------------------------- reports

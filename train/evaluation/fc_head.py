@@ -39,7 +39,9 @@ from train.evaluation.tasks import ClassificationData, KFoldData
 logger = logging.getLogger(__name__)
 
 
-RECIPES = ("frozen", "finetune", "lpft")  # how the head trains; `selected_<n>` picks one per task
+# How the head trains: each recipe is a sequence of stages on one model (`lpft` runs both); `selected_<n>` picks one.
+RECIPE_STAGES = {"frozen": ("frozen",), "finetune": ("finetune",), "lpft": ("frozen", "finetune")}
+RECIPES = tuple(RECIPE_STAGES)
 
 
 @dataclass(frozen=True)
@@ -229,18 +231,16 @@ def fit_and_predict(folder: str | Path, train_texts: list[str], train_labels: np
     order = np.argsort([len(t) for t in predict_texts], kind="stable")
     predict_set = dataset([predict_texts[i] for i in order], np.zeros(len(order), dtype=np.int64))
     steps = math.ceil(len(train_texts) / config.batch_size) * epochs
-    # lpft: the frozen stage, then the fine-tuning stage on the same model (its head already trained)
-    stages = [("frozen", config.frozen_learning_rate), ("finetune", config.finetune_learning_rate)]
-    stages = stages if recipe == "lpft" else [s for s in stages if s[0] == recipe]
+    learning_rates = {"frozen": config.frozen_learning_rate, "finetune": config.finetune_learning_rate}
     with tempfile.TemporaryDirectory(prefix="asterisk-fc-") as work_dir:
-        for stage, learning_rate in stages:
+        for stage in RECIPE_STAGES[recipe]:  # a later stage continues from the head the earlier one trained
             model.asterisk.requires_grad_(stage != "frozen")  # a training choice: the saved config says nothing
             args = TrainingArguments(
                 output_dir=work_dir,
                 per_device_train_batch_size=config.batch_size,
                 per_device_eval_batch_size=config.eval_batch_size,
                 num_train_epochs=epochs,
-                learning_rate=learning_rate,
+                learning_rate=learning_rates[stage],
                 weight_decay=config.weight_decay,
                 warmup_steps=int(config.warmup_fraction * steps),
                 lr_scheduler_type="linear",
