@@ -41,7 +41,7 @@ def test_every_preset_parses_and_the_release_preset_is_the_study_row_it_names():
     for preset in ("tiny", "cpu", "paper", "release"):
         parse_config(DistillConfig, ["--config", preset])
     spec = yaml.safe_load((ablations.REPO / "benchmarks" / "study_teachers.yaml").read_text())
-    row = next(v for v in spec["variants"] if v["name"] == "minilm all + nomic 200k, 5 epochs")
+    row = next(v for v in spec["variants"] if v["name"] == "minilm all + nomic 200k, 7 epochs")
     args = [a for key, value in {**spec["common"], **row["args"]}.items()
             for a in (f"--{key}", json.dumps(value) if isinstance(value, (list, dict)) else str(value))]
     study = parse_config(DistillConfig, ["--config", spec["base"], *args])
