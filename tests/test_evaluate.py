@@ -23,7 +23,7 @@ from train.evaluation.classification_protocol import (
     undersample_experiments,
 )
 from train.evaluation.embedders import AsteriskEmbedder, EmbeddingCache, load_embedder
-from train.evaluation.fc_head import FCConfig, logreg_scores
+from train.evaluation.fc_head import FCConfig, logreg_scores, stale_settings
 
 from .conftest import REPO_ROOT
 
@@ -391,6 +391,34 @@ def test_fc_scores_survive_new_setting_names_but_not_new_hyper_parameters(tmp_pa
     path.write_text(json.dumps(written))
     evaluate_models(["wordllama"], str(trec_folder), out, cache_dir=cache, fc=True, fc_config=config)
     assert json.loads(path.read_text())["tasks"]["trec_small"]["fc"]["logreg_30"] == pytest.approx(measured)
+
+
+def test_a_low_data_fc_run_extends_to_full_data_without_redoing_the_low_data_settings(tmp_path, trec_folder):
+    """`--fc_full_epochs 0` first, the default later: the 1,000-row scores stay, the full-data ones are added."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    evaluate_models(["wordllama"], str(trec_folder), out, cache_dir=cache, fc=True,
+                    fc_config=FCConfig(low_data_samples=30, full_epochs=0))
+    path = out / "results.json"
+    written = json.loads(path.read_text())
+    assert set(written["tasks"]["trec_small"]["fc"]) == {"logreg_30"}
+    written["tasks"]["trec_small"]["fc"]["logreg_30"] = 0.123  # a marker: recomputing would replace it
+    path.write_text(json.dumps(written))
+    evaluate_models(["wordllama"], str(trec_folder), out, cache_dir=cache, fc=True,
+                    fc_config=FCConfig(low_data_samples=30, full_epochs=2))
+    extended = json.loads(path.read_text())
+    assert extended["tasks"]["trec_small"]["fc"]["logreg_30"] == 0.123
+    assert 0 < extended["tasks"]["trec_small"]["fc"]["logreg_full"] <= 1
+    assert extended["protocol"]["fc"]["full_epochs"] == 2
+
+
+def test_only_a_full_epochs_change_keeps_the_low_data_fc_scores():
+    recorded = ["logreg_1000", "selected_1000", "logreg_full", "finetune_full"]
+    base = {"seed": 42, "full_epochs": 0, "low_data_epochs": 10}
+    assert stale_settings(recorded, base, base) == []
+    assert stale_settings(recorded, base, {**base, "full_epochs": 2}) == ["logreg_full", "finetune_full"]
+    assert stale_settings(recorded, base, {**base, "full_epochs": 2, "seed": 7}) == recorded
+    assert stale_settings(recorded, base, {**base, "low_data_epochs": 5}) == recorded
+    assert stale_settings(recorded, {}, base) == recorded  # a file from a run without FC settings
 
 
 def test_fc_full_epochs_zero_runs_the_low_data_settings_only():

@@ -55,6 +55,7 @@ from train.evaluation.fc_head import (  # noqa: E402
     logreg_scores,
     select_recipe,
     setting_rows,
+    stale_settings,
     train_fc,
 )
 from train.evaluation.tasks import ClassificationData, KFoldData, STSData, TaskSpec, load_task, resolve_tasks  # noqa: E402
@@ -266,10 +267,12 @@ def _start_results(embedder: Embedder, path: Path, fc: bool, fc_config: FCConfig
             raise ValueError(f"{path} was written with other {key} settings ({_settings(old_protocol.get(key))}); "
                              "use another --output_dir or pass --overwrite.")
     tasks = previous.get("tasks", {})
-    if fc and _fc_values(old_protocol.get("fc")) != _fc_values(new_protocol.get("fc")):
-        for task in tasks.values():  # FC scores of other settings do not count; the rest still does
-            task.pop("fc", None)
-            task.pop("fc_details", None)
+    if fc:  # FC scores of other hyper-parameters do not count; the rest still does
+        old_fc, new_fc = _fc_values(old_protocol.get("fc")), _fc_values(new_protocol.get("fc"))
+        for task in tasks.values():
+            for setting in stale_settings(list(task.get("fc", {})), old_fc, new_fc):
+                task["fc"].pop(setting)
+                task.get("fc_details", {}).pop(setting, None)
     fresh["tasks"] = tasks
     fresh["errors"] = {}  # failed tasks are tried again
     if not fc and "fc" in old_protocol:

@@ -99,6 +99,20 @@ class FCConfig:
                 "settings": list(self.settings())}
 
 
+def stale_settings(recorded: list[str], old_values: dict, new_values: dict) -> list[str]:
+    """The recorded FC settings whose scores the change from `old_values` to `new_values` (FCConfig fields) voids.
+
+    Only the full-data settings read `full_epochs`, so a change of it alone (say, extending a run made with
+    `full_epochs=0` to the full train split) keeps the low-data scores; any other change voids every setting.
+    """
+    changed = {k for k in old_values.keys() | new_values.keys() if old_values.get(k) != new_values.get(k)}
+    if not changed:
+        return []
+    if changed == {"full_epochs"}:
+        return [setting for setting in recorded if setting.endswith("_full")]
+    return list(recorded)
+
+
 def low_data_rows(n_rows: int, n_samples: int, seed: int) -> np.ndarray:
     """The rows of the low-data setting: a seeded random sample (all rows when there are fewer)."""
     if n_rows <= n_samples:
